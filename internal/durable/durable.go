@@ -1,0 +1,65 @@
+// Package durable is the one place where facteur makes writes survive a power
+// cut: data is written under a temporary name, fsync'd, renamed into place,
+// and the directory holding the new name is fsync'd. Maildir delivery and the
+// queue both go through it so that the rules live in one file.
+package durable
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+)
+
+// WriteFile writes data to path atomically and durably: readers see either the
+// old content or the new, never a mix, and once it returns nil the new content
+// survives a crash. The file is created mode 0600; on error no temporary file
+// is left behind.
+func WriteFile(path string, data []byte) error {
+	// The temporary file must live in the same directory: rename is atomic only
+	// within one filesystem.
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return fmt.Errorf("durable: create temp for %s: %w", path, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return fmt.Errorf("durable: write %s: %w", f.Name(), err)
+	}
+	return Commit(f, path)
+}
+
+// Commit makes an already-written temporary file durable under its final name:
+// it syncs and closes f, renames it to final and syncs final's directory. f
+// must be in the same filesystem as final. On error the temporary file is
+// removed (final may already hold the new content if only the directory sync
+// failed, but it is then not known to be durable).
+func Commit(f *os.File, final string) error {
+	tmp := f.Name()
+	if err := f.Sync(); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("durable: fsync %s: %w", tmp, err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("durable: close %s: %w", tmp, err)
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("durable: rename %s: %w", tmp, err)
+	}
+	if err := SyncDir(filepath.Dir(final)); err != nil {
+		return fmt.Errorf("durable: commit %s: %w", final, err)
+	}
+	return nil
+}
+
+// IsNoSpace reports whether err comes from a full disk or an exhausted quota:
+// a condition that may clear, so the SMTP layer answers 452 4.3.1 rather than
+// a generic failure.
+func IsNoSpace(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}

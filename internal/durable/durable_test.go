@@ -1,0 +1,115 @@
+package durable
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// noTemps fails the test if dir holds a leftover temporary file.
+func noTemps(t *testing.T, dir string) {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".tmp-") {
+			t.Errorf("temporary file %s left in %s", e.Name(), dir)
+		}
+	}
+}
+
+func TestWriteFileReplaces(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "envelope")
+	for _, content := range []string{"first version", "second"} {
+		if err := WriteFile(path, []byte(content)); err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != content {
+			t.Errorf("content %q, want %q", got, content)
+		}
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mode := fi.Mode().Perm(); mode != 0o600 {
+		t.Errorf("mode %v, want 0600", mode)
+	}
+	noTemps(t, dir)
+}
+
+func TestWriteFileMissingDir(t *testing.T) {
+	err := WriteFile(filepath.Join(t.TempDir(), "nope", "f"), []byte("x"))
+	if err == nil {
+		t.Fatal("WriteFile into a missing directory succeeded")
+	}
+}
+
+func TestCommit(t *testing.T) {
+	dir := t.TempDir()
+	f, err := os.CreateTemp(dir, ".tmp-*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprint(f, "body")
+	final := filepath.Join(dir, "msg")
+	if err := Commit(f, final); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(final); string(got) != "body" {
+		t.Errorf("content %q, want %q", got, "body")
+	}
+	noTemps(t, dir)
+}
+
+func TestCommitErrorRemovesTemp(t *testing.T) {
+	dir := t.TempDir()
+	f, err := os.CreateTemp(dir, ".tmp-*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprint(f, "body")
+	// Renaming a file over a non-empty directory fails.
+	final := filepath.Join(dir, "occupied")
+	if err := os.MkdirAll(filepath.Join(final, "child"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	err = Commit(f, final)
+	if err == nil {
+		t.Fatal("Commit over a directory succeeded")
+	}
+	if !strings.Contains(err.Error(), "durable: rename") {
+		t.Errorf("error %q lacks context", err)
+	}
+	if _, err := os.Stat(f.Name()); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("temp file still there: %v", err)
+	}
+	noTemps(t, dir)
+}
+
+func TestIsNoSpace(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{fmt.Errorf("write: %w", &os.PathError{Op: "write", Path: "x", Err: syscall.ENOSPC}), true},
+		{fmt.Errorf("write: %w", syscall.EDQUOT), true},
+		{syscall.EIO, false},
+		{nil, false},
+	} {
+		if got := IsNoSpace(c.err); got != c.want {
+			t.Errorf("IsNoSpace(%v) = %v, want %v", c.err, got, c.want)
+		}
+	}
+}
