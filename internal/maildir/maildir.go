@@ -1,0 +1,63 @@
+// Package maildir delivers messages into Maildirs: each copy is written under
+// Maildir/tmp, fsync'd and renamed into Maildir/new, so a reader only ever sees
+// complete messages and a message reported delivered survives a crash.
+package maildir
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"facteur/internal/durable"
+)
+
+// Store delivers into the Maildirs under one root: mailbox M lives at
+// <root>/M/Maildir. It holds no mutable state and is safe for concurrent use.
+type Store struct {
+	root string
+	host string // hostname escaped for use in file names
+}
+
+// New returns a Store for the Maildirs under root. hostname goes into every
+// file name so that several hosts can share one Maildir (NFS).
+func New(root, hostname string) *Store {
+	// The Maildir convention escapes the two characters that cannot appear in
+	// a file name or would be taken for the start of the flags.
+	host := strings.NewReplacer("/", `\057`, ":", `\072`).Replace(hostname)
+	return &Store{root: root, host: host}
+}
+
+// ValidMailbox reports whether name is safe as one path element under the
+// Maildir root: 1 to 64 bytes of [A-Za-z0-9._+-], not starting with '.'. This
+// rules out "", ".", "..", "/", NUL, control characters and hidden names.
+func ValidMailbox(name string) bool {
+	if name == "" || len(name) > 64 || name[0] == '.' {
+		return false
+	}
+	for i := range len(name) {
+		c := name[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c == '.', c == '_', c == '+', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Store) dir(mailbox, sub string) string {
+	return filepath.Join(s.root, mailbox, "Maildir", sub)
+}
+
+// prepare creates the Maildir of mailbox on first delivery. It runs on every
+// delivery (a stat per directory when they exist) so that a Maildir removed
+// while the server runs comes back instead of failing every later delivery.
+func (s *Store) prepare(mailbox string) error {
+	for _, sub := range []string{"tmp", "new", "cur"} {
+		if err := durable.MkdirAll(s.dir(mailbox, sub)); err != nil {
+			return fmt.Errorf("maildir: prepare %s: %w", mailbox, err)
+		}
+	}
+	return nil
+}
