@@ -1,0 +1,319 @@
+// Package config holds facteur's settings: the TOML file, the defaults that
+// let `facteur serve` run without one, and the command-line switches of the
+// older C daemons, merged into one immutable value.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config is passed down by value or pointer but never changed after Load:
+// a reload builds a new one.
+type Config struct {
+	Hostname      string   `toml:"hostname"`
+	Domains       []string `toml:"domains"`
+	DataDir       string   `toml:"data_dir"`
+	MaildirRoot   string   `toml:"maildir_root"`
+	UsersFile     string   `toml:"users_file"`
+	RelayNetworks []string `toml:"relay_networks"`
+	Listen        Listen   `toml:"listen"`
+	TLS           TLS      `toml:"tls"`
+	Limits        Limits   `toml:"limits"`
+	Outbound      Outbound `toml:"outbound"`
+	Log           Log      `toml:"log"`
+
+	// File is the configuration file read, "" when running on defaults.
+	File string `toml:"-"`
+	// UsersFileSet tells whether users_file was chosen by the operator: a
+	// missing default file means "no users yet", a missing chosen one is an error.
+	UsersFileSet bool `toml:"-"`
+	// relayNets is RelayNetworks parsed.
+	relayNets []netip.Prefix
+}
+
+type Listen struct {
+	SMTP  []string `toml:"smtp"`
+	SMTPS []string `toml:"smtps"`
+	Relay []string `toml:"relay"`
+}
+
+type TLS struct {
+	Cert string `toml:"cert"`
+	Key  string `toml:"key"`
+}
+
+type Limits struct {
+	MaxMessageBytes     int64    `toml:"max_message_bytes"`
+	MaxRecipients       int      `toml:"max_recipients"`
+	MaxLineBytes        int      `toml:"max_line_bytes"`
+	Timeout             Duration `toml:"timeout"`
+	MaxConnections      int      `toml:"max_connections"`
+	MaxConnectionsPerIP int      `toml:"max_connections_per_ip"`
+	ShutdownGrace       Duration `toml:"shutdown_grace"`
+}
+
+type Outbound struct {
+	Workers        int      `toml:"workers"`
+	PerDomain      int      `toml:"per_domain"`
+	DNS            string   `toml:"dns"`
+	Port           int      `toml:"port"`
+	TLS            string   `toml:"tls"`
+	ConnectTimeout Duration `toml:"connect_timeout"`
+	MinBackoff     Duration `toml:"min_backoff"`
+	MaxBackoff     Duration `toml:"max_backoff"`
+	Lifetime       Duration `toml:"lifetime"`
+}
+
+type Log struct {
+	File  string `toml:"file"`
+	Level string `toml:"level"`
+}
+
+// Duration is a time.Duration written as "5m", "30s" or "5d" in the file.
+type Duration struct{ time.Duration }
+
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	d.Duration = v
+	return nil
+}
+
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// ParseDuration is time.ParseDuration plus a "d" (day) unit, because queue
+// lifetimes are thought of in days.
+func ParseDuration(s string) (time.Duration, error) {
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		var n float64
+		if _, err := fmt.Sscanf(days, "%g", &n); err != nil || n < 0 {
+			return 0, fmt.Errorf("invalid duration %q", s)
+		}
+		return time.Duration(n * 24 * float64(time.Hour)), nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("invalid duration %q", s)
+	}
+	return d, nil
+}
+
+// Defaults returns the settings `facteur serve` runs on without a file:
+// loopback, unprivileged ports, everything under ./var.
+func Defaults() Config {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "localhost"
+	}
+	return Config{
+		Hostname:      host,
+		DataDir:       "var",
+		UsersFile:     "users",
+		RelayNetworks: []string{"127.0.0.0/8", "::1/128"},
+		Listen: Listen{
+			SMTP:  []string{"127.0.0.1:2525"},
+			SMTPS: []string{"127.0.0.1:4465"},
+			Relay: []string{"127.0.0.1:2587"},
+		},
+		Limits: Limits{
+			MaxMessageBytes:     25 << 20,
+			MaxRecipients:       100,
+			MaxLineBytes:        4096,
+			Timeout:             Duration{5 * time.Minute},
+			MaxConnections:      1000,
+			MaxConnectionsPerIP: 50,
+			ShutdownGrace:       Duration{30 * time.Second},
+		},
+		Outbound: Outbound{
+			Workers:        16,
+			PerDomain:      4,
+			Port:           25,
+			TLS:            "opportunistic",
+			ConnectTimeout: Duration{30 * time.Second},
+			MinBackoff:     Duration{5 * time.Minute},
+			MaxBackoff:     Duration{time.Hour},
+			Lifetime:       Duration{5 * 24 * time.Hour},
+		},
+		Log: Log{Level: "info"},
+	}
+}
+
+// DefaultFile is the file read when --config is not given: $FACTEUR_CONFIG,
+// else facteur.toml in the working directory when it exists, else none.
+func DefaultFile() string {
+	if f := os.Getenv("FACTEUR_CONFIG"); f != "" {
+		return f
+	}
+	if _, err := os.Stat("facteur.toml"); err == nil {
+		return "facteur.toml"
+	}
+	return ""
+}
+
+// Load reads file (none when empty) over the defaults, applies the
+// switches, resolves relative paths against the file's directory and
+// validates the result. Errors name the key or the switch at fault.
+func Load(file string, sw Switches) (*Config, error) {
+	c := Defaults()
+	base := "."
+	if file != "" {
+		md, err := toml.DecodeFile(file, &c)
+		if err != nil {
+			return nil, fmt.Errorf("config %s: %w", file, err)
+		}
+		if und := md.Undecoded(); len(und) > 0 {
+			keys := make([]string, len(und))
+			for i, k := range und {
+				keys[i] = k.String()
+			}
+			return nil, fmt.Errorf("config %s: unknown key %s", file, strings.Join(keys, ", "))
+		}
+		c.File = file
+		c.UsersFileSet = md.IsDefined("users_file")
+		base = filepath.Dir(file)
+	}
+	c.resolvePaths(base)
+	// Paths given as switches are relative to the working directory, as any
+	// command-line path is, so they are applied after the file's are resolved.
+	if err := sw.apply(&c); err != nil {
+		return nil, err
+	}
+	if err := c.validate(); err != nil {
+		if file != "" {
+			return nil, fmt.Errorf("config %s: %w", file, err)
+		}
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return &c, nil
+}
+
+func (c *Config) resolvePaths(base string) {
+	abs := func(p string) string {
+		if p == "" || filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(base, p)
+	}
+	c.DataDir = abs(c.DataDir)
+	if c.MaildirRoot == "" {
+		c.MaildirRoot = filepath.Join(c.DataDir, "mail")
+	} else {
+		c.MaildirRoot = abs(c.MaildirRoot)
+	}
+	c.UsersFile = abs(c.UsersFile)
+	c.TLS.Cert = abs(c.TLS.Cert)
+	c.TLS.Key = abs(c.TLS.Key)
+	c.Log.File = abs(c.Log.File)
+}
+
+func (c *Config) validate() error {
+	c.Hostname = strings.TrimSuffix(strings.ToLower(c.Hostname), ".")
+	if c.Hostname == "" || strings.ContainsAny(c.Hostname, " \t\r\n/") {
+		return fmt.Errorf("hostname: %q is not a host name", c.Hostname)
+	}
+	if len(c.Domains) == 0 {
+		c.Domains = []string{c.Hostname, "localhost"}
+	}
+	for i, d := range c.Domains {
+		d = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(d)), ".")
+		if d == "" || strings.ContainsAny(d, " \t@/[]") {
+			return fmt.Errorf("domains: %q is not a domain", c.Domains[i])
+		}
+		c.Domains[i] = d
+	}
+	if c.DataDir == "" {
+		return errors.New("data_dir: must not be empty")
+	}
+	if c.UsersFile == "" {
+		return errors.New("users_file: must not be empty")
+	}
+	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
+		return errors.New("tls: cert and key go together: set both, or neither for a self-signed pair")
+	}
+	for _, f := range []struct{ key, path string }{{"tls.cert", c.TLS.Cert}, {"tls.key", c.TLS.Key}} {
+		if f.path == "" {
+			continue
+		}
+		if _, err := os.Stat(f.path); err != nil {
+			return fmt.Errorf("%s: %w", f.key, err)
+		}
+	}
+	for _, l := range []struct {
+		key   string
+		addrs []string
+	}{{"listen.smtp", c.Listen.SMTP}, {"listen.smtps", c.Listen.SMTPS}, {"listen.relay", c.Listen.Relay}} {
+		for _, a := range l.addrs {
+			if _, _, err := net.SplitHostPort(a); err != nil {
+				return fmt.Errorf("%s: %q: %w", l.key, a, err)
+			}
+		}
+	}
+	c.relayNets = c.relayNets[:0]
+	for _, n := range c.RelayNetworks {
+		p, err := netip.ParsePrefix(n)
+		if err != nil {
+			return fmt.Errorf("relay_networks: %w", err)
+		}
+		c.relayNets = append(c.relayNets, p.Masked())
+	}
+	l := c.Limits
+	switch {
+	case l.MaxMessageBytes <= 0:
+		return errors.New("limits.max_message_bytes: must be positive")
+	case l.MaxRecipients <= 0:
+		return errors.New("limits.max_recipients: must be positive")
+	case l.MaxLineBytes < 1000:
+		return errors.New("limits.max_line_bytes: must be at least 1000 (RFC 5321 4.5.3.1.6)")
+	case l.Timeout.Duration <= 0:
+		return errors.New("limits.timeout: must be positive")
+	case l.MaxConnections <= 0:
+		return errors.New("limits.max_connections: must be positive")
+	case l.MaxConnectionsPerIP <= 0:
+		return errors.New("limits.max_connections_per_ip: must be positive")
+	}
+	o := c.Outbound
+	switch {
+	case o.Workers <= 0:
+		return errors.New("outbound.workers: must be positive")
+	case o.PerDomain <= 0:
+		return errors.New("outbound.per_domain: must be positive")
+	case o.Port <= 0 || o.Port > 65535:
+		return errors.New("outbound.port: must be a port number")
+	case o.MinBackoff.Duration <= 0 || o.MaxBackoff.Duration < o.MinBackoff.Duration:
+		return errors.New("outbound.min_backoff/max_backoff: need 0 < min_backoff <= max_backoff")
+	case o.Lifetime.Duration <= 0:
+		return errors.New("outbound.lifetime: must be positive")
+	}
+	switch o.TLS {
+	case "opportunistic", "required", "verify", "none":
+	default:
+		return fmt.Errorf("outbound.tls: %q is not one of opportunistic, required, verify, none", o.TLS)
+	}
+	if _, err := ParseLevel(c.Log.Level); err != nil {
+		return fmt.Errorf("log.level: %w", err)
+	}
+	return nil
+}
+
+// RelayAllowed tells whether a client address may relay through the relay
+// listener.
+func (c *Config) RelayAllowed(ip netip.Addr) bool {
+	ip = ip.Unmap()
+	for _, p := range c.relayNets {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,155 @@
+package config
+
+import (
+	"flag"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func write(t *testing.T, body string) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "facteur.toml")
+	if err := os.WriteFile(f, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func TestDefaultsRunWithoutFile(t *testing.T) {
+	c, err := Load("", Switches{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen.SMTP[0] != "127.0.0.1:2525" || c.Listen.SMTPS[0] != "127.0.0.1:4465" || c.Listen.Relay[0] != "127.0.0.1:2587" {
+		t.Errorf("listeners: %+v", c.Listen)
+	}
+	if c.MaildirRoot != filepath.Join("var", "mail") || c.DataDir != "var" {
+		t.Errorf("paths: data %q maildir %q", c.DataDir, c.MaildirRoot)
+	}
+	if c.Domains[0] != c.Hostname || c.Domains[1] != "localhost" {
+		t.Errorf("domains: %v", c.Domains)
+	}
+	if !c.RelayAllowed(netip.MustParseAddr("127.0.0.1")) || !c.RelayAllowed(netip.MustParseAddr("::1")) ||
+		c.RelayAllowed(netip.MustParseAddr("192.0.2.1")) {
+		t.Error("relay_networks default is not loopback")
+	}
+}
+
+func TestFileOverridesDefaultsAndResolvesPaths(t *testing.T) {
+	f := write(t, `
+hostname = "MX.Example.Test."
+domains = ["example.test"]
+data_dir = "spool"
+users_file = "/etc/facteur/users"
+[listen]
+smtp = [":25"]
+[limits]
+timeout = "30s"
+max_recipients = 7
+[outbound]
+lifetime = "2d"
+`)
+	c, err := Load(f, Switches{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Dir(f)
+	switch {
+	case c.Hostname != "mx.example.test":
+		t.Errorf("hostname %q", c.Hostname)
+	case c.DataDir != filepath.Join(dir, "spool") || c.MaildirRoot != filepath.Join(dir, "spool", "mail"):
+		t.Errorf("paths %q %q", c.DataDir, c.MaildirRoot)
+	case c.UsersFile != "/etc/facteur/users" || !c.UsersFileSet:
+		t.Errorf("users_file %q", c.UsersFile)
+	case c.Limits.Timeout.Duration != 30*time.Second || c.Limits.MaxRecipients != 7:
+		t.Errorf("limits %+v", c.Limits)
+	case c.Outbound.Lifetime.Duration != 48*time.Hour:
+		t.Errorf("lifetime %v", c.Outbound.Lifetime)
+	case c.Listen.SMTPS[0] != "127.0.0.1:4465":
+		t.Errorf("an unset key lost its default: %v", c.Listen.SMTPS)
+	}
+}
+
+func TestErrorsNameTheKey(t *testing.T) {
+	for body, want := range map[string]string{
+		`bogus = 1`:                                      "unknown key bogus",
+		"[limits]\nmax_lines = 3":                        "unknown key limits.max_lines",
+		"[limits]\ntimeout = \"soon\"":                   "invalid duration",
+		"[tls]\ncert = \"nope.pem\"\nkey = \"nope.key\"": "tls.cert",
+		"[tls]\ncert = \"a.pem\"":                        "cert and key go together",
+		"[listen]\nsmtp = [\"no-port\"]":                 "listen.smtp",
+		"relay_networks = [\"10.0.0.0/33\"]":             "relay_networks",
+		"[log]\nlevel = \"loud\"":                        "log.level",
+		"[outbound]\ntls = \"maybe\"":                    "outbound.tls",
+		"[limits]\nmax_line_bytes = 100":                 "limits.max_line_bytes",
+		`hostname = 3`:                                   "hostname",
+	} {
+		_, err := Load(write(t, body), Switches{})
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: got %v, want an error naming %q", body, err, want)
+		}
+	}
+}
+
+func TestSwitchesOverrideFile(t *testing.T) {
+	f := write(t, `
+[listen]
+smtp = ["0.0.0.0:25", "[::]:25"]
+smtps = ["0.0.0.0:465"]
+relay = ["0.0.0.0:587"]
+[log]
+level = "info"
+`)
+	var sw Switches
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	sw.Register(fs)
+	if err := fs.Parse([]string{"-l", "-p", "2600", "-n", "3", "-j", "f.log", "-d", "maildirs", "-u", "u.txt"}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(f, sw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(c.Listen.SMTP, " ") != "127.0.0.1:2600" || c.Listen.SMTPS[0] != "127.0.0.1:465" || c.Listen.Relay[0] != "127.0.0.1:587" {
+		t.Errorf("-l -p: %+v", c.Listen)
+	}
+	if c.Log.Level != "3" || c.Log.File != "f.log" || c.MaildirRoot != "maildirs" || c.UsersFile != "u.txt" || !c.UsersFileSet {
+		t.Errorf("-n -j -d -u: %+v %q %q", c.Log, c.MaildirRoot, c.UsersFile)
+	}
+	if lvl, _ := ParseLevel(c.Log.Level); lvl.String() != "DEBUG" {
+		t.Errorf("-n 3 is %v", lvl)
+	}
+}
+
+func TestInterfaceSwitch(t *testing.T) {
+	c, err := Load("", Switches{Iface: "lo"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(strings.Join(c.Listen.SMTP, " "), "127.0.0.1:2525") {
+		t.Errorf("-i lo: %v", c.Listen.SMTP)
+	}
+	if _, err := Load("", Switches{Iface: "no-such-if0"}); err == nil || !strings.Contains(err.Error(), "-i no-such-if0") {
+		t.Errorf("unknown interface: %v", err)
+	}
+	if _, err := Load("", Switches{LogLevel: "7"}); err == nil || !strings.Contains(err.Error(), "-n") {
+		t.Errorf("bad -n: %v", err)
+	}
+}
+
+func TestParseDuration(t *testing.T) {
+	for in, want := range map[string]time.Duration{"5m": 5 * time.Minute, "5d": 120 * time.Hour, "0.5d": 12 * time.Hour, "90s": 90 * time.Second} {
+		if got, err := ParseDuration(in); err != nil || got != want {
+			t.Errorf("%s: %v %v", in, got, err)
+		}
+	}
+	for _, in := range []string{"", "d", "-1d", "-5m", "xd"} {
+		if _, err := ParseDuration(in); err == nil {
+			t.Errorf("%q accepted", in)
+		}
+	}
+}
