@@ -1,0 +1,82 @@
+// Package users is the local users map: which addresses of the local domains
+// exist, and the Maildir mailbox each one is delivered to.
+package users
+
+import (
+	"slices"
+	"strings"
+)
+
+// Map is the parsed users file. It is never modified once built, so any
+// number of goroutines may read it; a reload builds a new Map.
+type Map struct {
+	domains  map[string]bool
+	addrs    map[address]string // "bob@example.test robert"
+	locals   map[string]string  // "alice mbx": alice at every local domain
+	catchall map[string]string  // "@example.test catchall", by domain
+}
+
+// address is an exact entry's key. A struct rather than "local@domain" so that
+// no local part can ever be read as part of the domain or the reverse.
+type address struct{ local, domain string }
+
+// IsLocalDomain reports whether mail for domain is delivered here.
+func (m *Map) IsLocalDomain(domain string) bool {
+	return len(domain) <= 255 && m.domains[strings.ToLower(domain)]
+}
+
+// Lookup returns the mailbox for local@domain, as received in RCPT TO: an
+// exact address entry first, then a bare local part entry, then the domain's
+// catch-all. It reports false for a domain that is not local and for any local
+// part outside the plain set the file itself accepts, so routing tricks
+// ("user%other", quoted strings, an '@' inside the local part) never reach a
+// mailbox, not even a catch-all. The mailbox always comes from the file.
+func (m *Map) Lookup(local, domain string) (mailbox string, ok bool) {
+	if !validLocal(local) || !m.IsLocalDomain(domain) {
+		return "", false
+	}
+	local, domain = strings.ToLower(local), strings.ToLower(domain)
+	if mb, ok := m.addrs[address{local, domain}]; ok {
+		return mb, true
+	}
+	if mb, ok := m.locals[local]; ok {
+		return mb, true
+	}
+	mb, ok := m.catchall[domain]
+	return mb, ok
+}
+
+// Len returns the number of entries in the file.
+func (m *Map) Len() int {
+	return len(m.addrs) + len(m.locals) + len(m.catchall)
+}
+
+// Domains returns the local domains, lower case and sorted.
+func (m *Map) Domains() []string {
+	ds := make([]string, 0, len(m.domains))
+	for d := range m.domains {
+		ds = append(ds, d)
+	}
+	slices.Sort(ds)
+	return ds
+}
+
+// validLocal reports whether s is a local part the map can hold: 1 to 64
+// bytes (RFC 5321's limit) of [A-Za-z0-9._+-], dots only between other
+// characters (a dot-atom). That is narrower than RFC 5322 allows, on purpose:
+// it leaves out every character used for source routing, quoting or escaping.
+func validLocal(s string) bool {
+	if s == "" || len(s) > 64 || s[0] == '.' || s[len(s)-1] == '.' || strings.Contains(s, "..") {
+		return false
+	}
+	for i := range len(s) {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c == '.', c == '_', c == '+', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
