@@ -1,0 +1,23 @@
+// Package queue is the durable spool of mail waiting for remote delivery
+// and the scheduler that delivers it.
+package queue
+
+import (
+	"crypto/rand"
+	"encoding/base32"
+	"encoding/binary"
+	"time"
+)
+
+var idEncoding = base32.NewEncoding("0123456789ABCDEFGHJKMNPQRSTVWXYZ").WithPadding(base32.NoPadding)
+
+// NewID returns a message id: 16 characters, sortable by arrival time
+// (microseconds) and made unique by 40 random bits, so ids from several
+// processes or hosts never collide. It names the message in replies, logs,
+// Received headers and spool file names.
+func NewID() string {
+	var b [10]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(time.Now().UnixMicro())<<8)
+	rand.Read(b[7:])
+	return idEncoding.EncodeToString(b[:])
+}

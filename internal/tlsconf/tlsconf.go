@@ -1,0 +1,127 @@
+// Package tlsconf loads the server certificate (or makes a self-signed one
+// on first run) and builds the one TLS configuration every listener uses.
+package tlsconf
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"facteur/internal/durable"
+)
+
+// Store serves the current certificate and can swap it without a restart,
+// so a renewed certificate is used by the next handshake.
+type Store struct {
+	certFile, keyFile string
+	cert              atomic.Pointer[tls.Certificate]
+}
+
+// Open loads certFile and keyFile. When both are empty it uses
+// <dataDir>/tls/{cert,key}.pem, generating a self-signed pair for hostname
+// there on first run and reusing it afterwards.
+func Open(certFile, keyFile, dataDir, hostname string) (*Store, error) {
+	if certFile == "" && keyFile == "" {
+		dir := filepath.Join(dataDir, "tls")
+		certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+		if _, err := os.Stat(certFile); errors.Is(err, fs.ErrNotExist) {
+			if err := generate(dir, certFile, keyFile, hostname); err != nil {
+				return nil, err
+			}
+		}
+	}
+	s := &Store{certFile: certFile, keyFile: keyFile}
+	if err := s.Reload(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Reload reads the files again; on error the current certificate stays.
+func (s *Store) Reload() error {
+	c, err := tls.LoadX509KeyPair(s.certFile, s.keyFile)
+	if err != nil {
+		return fmt.Errorf("tls: load %s, %s: %w", s.certFile, s.keyFile, err)
+	}
+	s.cert.Store(&c)
+	return nil
+}
+
+// Files names the certificate and key in use.
+func (s *Store) Files() (cert, key string) { return s.certFile, s.keyFile }
+
+// Config is the server configuration: TLS 1.2 and newer, Go's default
+// (AEAD, forward-secret) suites for 1.2, X25519 and P-256 for key exchange.
+func (s *Store) Config() *tls.Config {
+	return &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		CipherSuites: []uint16{
+			tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+			tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+			tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+			tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+			tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+			tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+		},
+		CurvePreferences: []tls.CurveID{tls.X25519MLKEM768, tls.X25519, tls.CurveP256},
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			return s.cert.Load(), nil
+		},
+	}
+}
+
+func generate(dir, certFile, keyFile, hostname string) error {
+	if err := durable.MkdirAll(dir); err != nil {
+		return fmt.Errorf("tls: %w", err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return fmt.Errorf("tls: generate key: %w", err)
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 128))
+	if err != nil {
+		return fmt.Errorf("tls: serial: %w", err)
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: hostname, Organization: []string{"facteur self-signed"}},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.AddDate(10, 0, 0),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		DNSNames:              []string{hostname, "localhost"},
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return fmt.Errorf("tls: self-sign: %w", err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return fmt.Errorf("tls: marshal key: %w", err)
+	}
+	// The key first: a cert without its key would stop the next start.
+	if err := durable.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})); err != nil {
+		return fmt.Errorf("tls: %w", err)
+	}
+	if err := durable.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})); err != nil {
+		return fmt.Errorf("tls: %w", err)
+	}
+	return nil
+}
