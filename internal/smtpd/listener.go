@@ -1,0 +1,184 @@
+package smtpd
+
+import (
+	"crypto/tls"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// conns counts and tracks every open connection of the server, across
+// listeners, so that limits are global and a shutdown can reach idle
+// sessions that go-smtp would otherwise wait for.
+type conns struct {
+	max, maxPerIP int
+	log           *slog.Logger
+	nextID        atomic.Uint64
+
+	mu       sync.Mutex
+	open     map[*conn]struct{}
+	perIP    map[netip.Addr]int
+	draining bool
+}
+
+func newConns(max, maxPerIP int, log *slog.Logger) *conns {
+	return &conns{max: max, maxPerIP: maxPerIP, log: log,
+		open: map[*conn]struct{}{}, perIP: map[netip.Addr]int{}}
+}
+
+// admit registers c, or reports which limit it would exceed. The per-IP
+// cap is for Internet clients; the relay's clients are the host's own
+// programs, which may all come from one loopback address.
+func (cs *conns) admit(c *conn, perIPLimited bool) (refusal string) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	switch {
+	case cs.draining:
+		return "shutting down"
+	case len(cs.open) >= cs.max:
+		return "too many connections"
+	case perIPLimited && cs.perIP[c.ip] >= cs.maxPerIP:
+		return "too many connections from your address"
+	}
+	cs.open[c] = struct{}{}
+	cs.perIP[c.ip]++
+	return ""
+}
+
+func (cs *conns) release(c *conn) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if _, ok := cs.open[c]; !ok {
+		return
+	}
+	delete(cs.open, c)
+	if cs.perIP[c.ip]--; cs.perIP[c.ip] <= 0 {
+		delete(cs.perIP, c.ip)
+	}
+}
+
+// drain refuses new connections and wakes every session that is not in
+// the middle of receiving a message: its pending read fails at once and
+// go-smtp closes it with a 421.
+func (cs *conns) drain() {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	cs.draining = true
+	for c := range cs.open {
+		if !c.busy.Load() {
+			c.Conn.SetReadDeadline(time.Now())
+		}
+	}
+}
+
+func (cs *conns) isDraining() bool {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	return cs.draining
+}
+
+func (cs *conns) count() int {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	return len(cs.open)
+}
+
+// conn is one client connection as the server tracks it.
+type conn struct {
+	net.Conn
+	cs       *conns
+	id       uint64
+	ip       netip.Addr
+	listener string
+	opened   time.Time
+	busy     atomic.Bool // receiving message data: a shutdown lets it finish
+	once     sync.Once
+}
+
+// SetReadDeadline is how go-smtp arms its idle timeout before each command;
+// once the server drains, an idle session gets no new time.
+func (c *conn) SetReadDeadline(t time.Time) error {
+	if !c.busy.Load() && c.cs.isDraining() {
+		t = time.Now()
+	}
+	return c.Conn.SetReadDeadline(t)
+}
+
+func (c *conn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() {
+		c.cs.release(c)
+		c.cs.log.Info("connection closed", "conn", c.id, "listener", c.listener,
+			"remote", c.RemoteAddr().String(), "duration", time.Since(c.opened).Round(time.Millisecond))
+	})
+	return err
+}
+
+// listener applies the limits at accept time and, for the implicit-TLS
+// port, wraps each connection in TLS (go-smtp does the handshake under its
+// timeouts).
+type listener struct {
+	net.Listener
+	cs       *conns
+	name     string
+	role     Role
+	tls      *tls.Config // non-nil: implicit TLS
+	hostname string
+}
+
+func (l *listener) Accept() (net.Conn, error) {
+	for {
+		raw, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		c := &conn{Conn: raw, cs: l.cs, id: l.cs.nextID.Add(1), listener: l.name, opened: time.Now()}
+		if ap, err := netip.ParseAddrPort(raw.RemoteAddr().String()); err == nil {
+			c.ip = ap.Addr().Unmap()
+		}
+		if why := l.cs.admit(c, l.role == Inbound); why != "" {
+			l.cs.log.Warn("connection refused", "listener", l.name, "remote", raw.RemoteAddr().String(), "reason", why)
+			go l.refuse(raw, why)
+			continue
+		}
+		l.cs.log.Info("connection opened", "conn", c.id, "listener", l.name, "remote", raw.RemoteAddr().String())
+		if l.tls != nil {
+			return tls.Server(c, l.tls), nil
+		}
+		return c, nil
+	}
+}
+
+// refuse answers 421 and closes, off the accept loop so a flood cannot
+// slow down accepting the clients that are within limits.
+func (l *listener) refuse(raw net.Conn, why string) {
+	defer raw.Close()
+	raw.SetDeadline(time.Now().Add(10 * time.Second))
+	var w net.Conn = raw
+	if l.tls != nil {
+		tc := tls.Server(raw, l.tls)
+		if tc.Handshake() != nil {
+			return
+		}
+		w = tc
+	}
+	w.Write([]byte("421 4.7.0 " + l.hostname + " " + why + ", try again later\r\n"))
+}
+
+// tracked finds our conn under go-smtp's view of it (which is a *tls.Conn
+// after STARTTLS or on the implicit-TLS port).
+func tracked(nc net.Conn) *conn {
+	for {
+		switch c := nc.(type) {
+		case *conn:
+			return c
+		case *tls.Conn:
+			nc = c.NetConn()
+		default:
+			return nil
+		}
+	}
+}

@@ -1,0 +1,51 @@
+package smtpd
+
+import (
+	"errors"
+	"fmt"
+	"net"
+
+	"github.com/emersion/go-smtp"
+
+	"facteur/internal/durable"
+)
+
+// reply builds an SMTP reply whose enhanced code always has the class of
+// the reply code, so a "550 4.x.x" cannot be written.
+func reply(code int, subject, detail int, format string, args ...any) *smtp.SMTPError {
+	return &smtp.SMTPError{
+		Code:         code,
+		EnhancedCode: smtp.EnhancedCode{code / 100, subject, detail},
+		Message:      fmt.Sprintf(format, args...),
+	}
+}
+
+// Refusals the session gives by name; the text for the client, the reason
+// word for the log.
+var (
+	errBadLineEnding = errors.New("bare CR or LF in message data")
+	errNoRelay       = reply(530, 7, 0, "Relaying from your address needs authentication")
+)
+
+// toReply is the one place where an error becomes what the client is told.
+// Replies the session chose pass through; storage trouble becomes a
+// temporary refusal naming the queue id, never the internal error text.
+func toReply(err error, id string) *smtp.SMTPError {
+	var se *smtp.SMTPError
+	switch {
+	case errors.As(err, &se):
+		return se
+	case errors.Is(err, errBadLineEnding):
+		return reply(550, 6, 0, "Message refused: bare CR or LF line ending (RFC 5321 2.3.8)")
+	case durable.IsNoSpace(err):
+		return reply(452, 3, 1, "Insufficient system storage, try again later")
+	case isTimeout(err):
+		return reply(451, 4, 2, "Timeout while reading the message, try again")
+	}
+	return reply(451, 3, 0, "Local error while storing message %s, try again later", id)
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}

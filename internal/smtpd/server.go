@@ -1,0 +1,174 @@
+// Package smtpd holds the SMTP listeners and sessions of both roles: the
+// policy (who may send what to whom), the limits, and the hand-off of each
+// message to durable storage before the 250. The protocol itself is
+// emersion/go-smtp's.
+package smtpd
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"facteur/internal/users"
+)
+
+// Role is what a listener is for.
+type Role int
+
+const (
+	// Inbound is the MX role: mail for local users only.
+	Inbound Role = iota
+	// Relay takes mail for anywhere from trusted networks.
+	Relay
+)
+
+// Deliverer stores a message into local Maildirs; *maildir.Store is one.
+type Deliverer interface {
+	Deliver(mailboxes []string, header []byte, body io.Reader) ([]string, error)
+}
+
+// Options are fixed for the life of a Server.
+type Options struct {
+	Hostname        string
+	Maildir         Deliverer
+	TLS             *tls.Config // nil: no STARTTLS, no implicit TLS listener
+	MaxMessageBytes int64
+	MaxRecipients   int
+	MaxLineBytes    int
+	Timeout         time.Duration
+	MaxConns        int
+	MaxConnsPerIP   int
+	RelayAllowed    func(netip.Addr) bool
+	Log             *slog.Logger
+}
+
+// Server runs every listener of the process.
+type Server struct {
+	opts  Options
+	log   *slog.Logger
+	cs    *conns
+	users atomic.Pointer[users.Map]
+
+	mu      sync.Mutex
+	servers map[serverKey]*smtp.Server
+	ls      []*listener
+}
+
+type serverKey struct {
+	role        Role
+	implicitTLS bool
+}
+
+// New makes a server that accepts mail for the users of u.
+func New(opts Options, u *users.Map) *Server {
+	s := &Server{opts: opts, log: opts.Log, servers: map[serverKey]*smtp.Server{}}
+	s.cs = newConns(opts.MaxConns, opts.MaxConnsPerIP, opts.Log)
+	s.users.Store(u)
+	return s
+}
+
+// Users is the users map in force.
+func (s *Server) Users() *users.Map { return s.users.Load() }
+
+// SetUsers swaps the users map; sessions see it from their next command.
+func (s *Server) SetUsers(u *users.Map) { s.users.Store(u) }
+
+// Listen binds addr for a role. It only binds: Serve starts accepting, so
+// that a start-up fails before any mail is taken if one address is taken.
+func (s *Server) Listen(name string, role Role, implicitTLS bool, addr string) (net.Addr, error) {
+	if implicitTLS && s.opts.TLS == nil {
+		return nil, fmt.Errorf("listen %s %s: implicit TLS needs a certificate", name, addr)
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s %s: %w", name, addr, err)
+	}
+	ll := &listener{Listener: l, cs: s.cs, name: name, role: role, hostname: s.opts.Hostname}
+	if implicitTLS {
+		ll.tls = s.opts.TLS
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ls = append(s.ls, ll)
+	key := serverKey{role, implicitTLS}
+	if s.servers[key] == nil {
+		s.servers[key] = s.newSMTP(role)
+	}
+	return l.Addr(), nil
+}
+
+func (s *Server) newSMTP(role Role) *smtp.Server {
+	srv := smtp.NewServer(&backend{srv: s, role: role})
+	srv.Domain = s.opts.Hostname
+	srv.TLSConfig = s.opts.TLS
+	srv.MaxMessageBytes = s.opts.MaxMessageBytes
+	srv.MaxRecipients = s.opts.MaxRecipients
+	srv.MaxLineLength = s.opts.MaxLineBytes
+	srv.ReadTimeout = s.opts.Timeout
+	srv.WriteTimeout = s.opts.Timeout
+	srv.EnableSMTPUTF8 = true
+	srv.ErrorLog = slogPrinter{s.log}
+	return srv
+}
+
+// Serve accepts on every bound listener until Shutdown; it returns at once.
+func (s *Server) Serve() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, l := range s.ls {
+		srv := s.servers[serverKey{l.role, l.tls != nil}]
+		go func() {
+			if err := srv.Serve(l); err != nil && !errors.Is(err, net.ErrClosed) {
+				s.log.Error("listener stopped", "listener", l.name, "err", err)
+			}
+		}()
+	}
+}
+
+// Shutdown stops accepting, closes idle sessions with a 421, and lets the
+// sessions that are receiving a message finish until ctx ends; then it
+// closes what is left (their clients get no 250, so they will retry).
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.cs.drain()
+	s.mu.Lock()
+	servers := make([]*smtp.Server, 0, len(s.servers))
+	for _, srv := range s.servers {
+		servers = append(servers, srv)
+	}
+	s.mu.Unlock()
+	var wg sync.WaitGroup
+	var forced atomic.Bool
+	for _, srv := range servers {
+		wg.Go(func() {
+			if err := srv.Shutdown(ctx); errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+				forced.Store(true)
+				srv.Close()
+			}
+		})
+	}
+	wg.Wait()
+	if forced.Load() {
+		return errors.New("shutdown: grace period over, remaining sessions closed")
+	}
+	return nil
+}
+
+// Conns is the number of open client connections.
+func (s *Server) Conns() int { return s.cs.count() }
+
+// slogPrinter takes go-smtp's log lines (failed handshakes, broken
+// connections) into our log.
+type slogPrinter struct{ log *slog.Logger }
+
+func (p slogPrinter) Printf(format string, v ...any) { p.log.Warn(fmt.Sprintf(format, v...)) }
+func (p slogPrinter) Println(v ...any)               { p.log.Warn(fmt.Sprint(v...)) }

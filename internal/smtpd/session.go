@@ -1,0 +1,125 @@
+package smtpd
+
+import (
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"facteur/internal/queue"
+)
+
+// backend creates the sessions of one role.
+type backend struct {
+	srv  *Server
+	role Role
+}
+
+func (b *backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
+	tc := tracked(c.Conn())
+	if tc == nil {
+		return nil, reply(421, 3, 0, "Internal error")
+	}
+	log := b.srv.log.With("conn", tc.id)
+	return &session{srv: b.srv, role: b.role, c: c, conn: tc, log: log}, nil
+}
+
+// session is the policy side of one SMTP conversation; go-smtp does the
+// protocol. A session is used by one goroutine at a time.
+type session struct {
+	srv  *Server
+	role Role
+	c    *smtp.Conn
+	conn *conn
+	log  *slog.Logger
+
+	from      string
+	mailboxes []string // local deliveries, in RCPT order
+	rcpts     []string // accepted addresses, for the log and Received
+}
+
+func (s *session) Reset() {
+	s.from, s.mailboxes, s.rcpts = "", nil, nil
+}
+
+func (s *session) Logout() error { return nil }
+
+func (s *session) Mail(from string, opts *smtp.MailOptions) error {
+	if s.role == Relay && !s.srv.opts.RelayAllowed(s.conn.ip) {
+		return s.refuse(errNoRelay, "client not in relay_networks", "from", from)
+	}
+	if from != "" {
+		if _, _, err := splitAddress(from); err != nil {
+			return s.refuse(err, "bad sender address", "from", printable(from))
+		}
+	}
+	s.from = from
+	return nil
+}
+
+func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
+	local, domain, perr := splitAddress(to)
+	if perr != nil {
+		return s.refuse(perr, "bad recipient address", "rcpt", printable(to))
+	}
+	u := s.srv.Users()
+	if !u.IsLocalDomain(domain) {
+		return s.refuse(reply(550, 7, 1, "Relaying denied: %s is not a domain of this server", printable(domain)),
+			"relaying denied", "rcpt", printable(to))
+	}
+	mailbox, ok := u.Lookup(local, domain)
+	if !ok {
+		return s.refuse(reply(550, 1, 1, "<%s>: no such user here", printable(to)), "unknown user", "rcpt", printable(to))
+	}
+	s.mailboxes = append(s.mailboxes, mailbox)
+	s.rcpts = append(s.rcpts, to)
+	return nil
+}
+
+func (s *session) Data(r io.Reader) error {
+	// The server's drain leaves this session its time to finish.
+	s.conn.busy.Store(true)
+	defer s.conn.busy.Store(false)
+
+	id := queue.NewID()
+	t := trace{helo: s.c.Hostname(), ip: s.conn.ip, hostname: s.srv.opts.Hostname, id: id, at: time.Now()}
+	if st, ok := s.c.TLSConnectionState(); ok {
+		t.tls = &st
+	}
+	if len(s.rcpts) == 1 {
+		t.rcpt = s.rcpts[0]
+	}
+	body := &counting{r: &strictCRLF{r: r}}
+	header := returnPath(s.from) + t.received()
+	if _, err := s.srv.opts.Maildir.Deliver(s.mailboxes, []byte(header), body); err != nil {
+		rep := toReply(err, id)
+		s.log.Warn("message refused", "id", id, "from", printable(s.from), "code", rep.Code,
+			"reason", rep.Message, "err", err)
+		return rep
+	}
+	s.log.Info("message accepted", "id", id, "from", printable(s.from),
+		"rcpts", strings.Join(s.rcpts, ","), "size", body.n, "tls", t.tls != nil)
+	// go-smtp sends a non-nil SMTPError as the reply; this is how the 250
+	// carries the queue id.
+	return reply(250, 0, 0, "Ok: queued as %s", id)
+}
+
+// refuse logs a refused command and returns its reply.
+func (s *session) refuse(rep *smtp.SMTPError, reason string, attrs ...any) error {
+	s.log.Info("refused", append([]any{"code", rep.Code, "reason", reason}, attrs...)...)
+	return rep
+}
+
+// counting counts the message bytes read, for the log.
+type counting struct {
+	r io.Reader
+	n int64
+}
+
+func (c *counting) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
