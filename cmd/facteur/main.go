@@ -1,0 +1,121 @@
+// Command facteur is a mail transfer agent: an MX for local users' Maildirs
+// and a relay with a durable queue, in one process.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime/debug"
+
+	"facteur/internal/config"
+	"facteur/internal/daemon"
+)
+
+// version is set at build time with -ldflags "-X main.version=..."; else
+// the VCS revision Go recorded is shown.
+var version = ""
+
+const usage = `usage: facteur <command> [flags]
+
+commands:
+  serve     run the server (the default when the first argument is a flag)
+  version   print the version
+
+Every command takes --config FILE (default: $FACTEUR_CONFIG, else
+./facteur.toml when present, else built-in defaults).
+Run 'facteur serve -h' for the serve flags.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stderr))
+}
+
+func run(args []string, stderr io.Writer) int {
+	cmd := "serve"
+	if len(args) > 0 && (len(args[0]) == 0 || args[0][0] != '-') {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		return serve(args, stderr)
+	case "version":
+		fmt.Println("facteur", versionString())
+		return 0
+	case "help":
+		fmt.Fprint(os.Stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "facteur: unknown command %q\n%s", cmd, usage)
+	return 2
+}
+
+func serve(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("facteur serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	file := fs.String("config", config.DefaultFile(), "configuration `FILE` (TOML)")
+	var sw config.Switches
+	sw.Register(fs)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "facteur: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	cfg, err := config.Load(*file, sw)
+	if err != nil {
+		fmt.Fprintf(stderr, "facteur: %v\n", err)
+		return 2
+	}
+	log, closeLog, err := openLog(cfg, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "facteur: %v\n", err)
+		return 2
+	}
+	defer closeLog()
+	d, err := daemon.Start(cfg, log)
+	if err != nil {
+		log.Error("start-up failed", "err", err)
+		fmt.Fprintf(stderr, "facteur: %v\n", err)
+		return 2
+	}
+	if err := d.Run(context.Background()); err != nil {
+		log.Error("stopped on error", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func openLog(cfg *config.Config, stderr io.Writer) (*slog.Logger, func(), error) {
+	level, err := config.ParseLevel(cfg.Log.Level)
+	if err != nil {
+		return nil, nil, err
+	}
+	w, closer := stderr, func() {}
+	if cfg.Log.File != "" {
+		f, err := os.OpenFile(cfg.Log.File, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, nil, fmt.Errorf("log.file: %w", err)
+		}
+		w, closer = f, func() { f.Close() }
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})), closer, nil
+}
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				return "dev-" + s.Value[:min(12, len(s.Value))]
+			}
+		}
+	}
+	return "dev"
+}

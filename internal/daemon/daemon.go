@@ -1,0 +1,169 @@
+// Package daemon assembles facteur from its parts for `facteur serve`:
+// it opens storage, binds every listener, and runs until told to stop,
+// re-reading what can change without a restart on SIGHUP.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"facteur/internal/config"
+	"facteur/internal/durable"
+	"facteur/internal/maildir"
+	"facteur/internal/smtpd"
+	"facteur/internal/tlsconf"
+	"facteur/internal/users"
+)
+
+// Daemon is a started facteur: listeners bound, storage open.
+type Daemon struct {
+	cfg   *config.Config
+	log   *slog.Logger
+	tls   *tlsconf.Store
+	smtp  *smtpd.Server
+	addrs map[string][]net.Addr
+}
+
+// Start does everything that can fail because of the configuration, so
+// that a bad one stops facteur before it takes any mail.
+func Start(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
+	for _, dir := range []string{cfg.DataDir, cfg.MaildirRoot} {
+		if err := durable.MkdirAll(dir); err != nil {
+			return nil, err
+		}
+	}
+	u, err := loadUsers(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	ts, err := tlsconf.Open(cfg.TLS.Cert, cfg.TLS.Key, cfg.DataDir, cfg.Hostname)
+	if err != nil {
+		return nil, err
+	}
+	store := maildir.New(cfg.MaildirRoot, cfg.Hostname)
+	if n, err := store.CleanTmp(time.Now()); err != nil {
+		log.Warn("cleaning stale Maildir tmp files", "err", err)
+	} else if n > 0 {
+		log.Info("removed stale Maildir tmp files", "count", n)
+	}
+	d := &Daemon{cfg: cfg, log: log, tls: ts, addrs: map[string][]net.Addr{}}
+	d.smtp = smtpd.New(smtpd.Options{
+		Hostname:        cfg.Hostname,
+		Maildir:         store,
+		TLS:             ts.Config(),
+		MaxMessageBytes: cfg.Limits.MaxMessageBytes,
+		MaxRecipients:   cfg.Limits.MaxRecipients,
+		MaxLineBytes:    cfg.Limits.MaxLineBytes,
+		Timeout:         cfg.Limits.Timeout.Duration,
+		MaxConns:        cfg.Limits.MaxConnections,
+		MaxConnsPerIP:   cfg.Limits.MaxConnectionsPerIP,
+		RelayAllowed:    cfg.RelayAllowed,
+		Log:             log,
+	}, u)
+	binds := []struct {
+		name  string
+		role  smtpd.Role
+		tls   bool
+		addrs []string
+	}{
+		{"smtp", smtpd.Inbound, false, cfg.Listen.SMTP},
+		{"smtps", smtpd.Inbound, true, cfg.Listen.SMTPS},
+	}
+	for _, b := range binds {
+		for _, a := range b.addrs {
+			la, err := d.smtp.Listen(b.name, b.role, b.tls, a)
+			if err != nil {
+				d.smtp.Shutdown(context.Background())
+				return nil, err
+			}
+			d.addrs[b.name] = append(d.addrs[b.name], la)
+		}
+	}
+	return d, nil
+}
+
+// Addrs are the bound addresses of a listener kind ("smtp", "smtps").
+func (d *Daemon) Addrs(name string) []net.Addr { return d.addrs[name] }
+
+// Run serves until ctx ends or SIGTERM/SIGINT, then shuts down cleanly.
+func (d *Daemon) Run(ctx context.Context) error {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+
+	d.smtp.Serve()
+	var listening []string
+	for _, name := range []string{"smtp", "smtps"} {
+		for _, a := range d.addrs[name] {
+			listening = append(listening, name+"="+a.String())
+		}
+	}
+	cert, _ := d.tls.Files()
+	d.log.Info("facteur started", "hostname", d.cfg.Hostname, "domains", strings.Join(d.cfg.Domains, ","),
+		"listen", strings.Join(listening, " "), "maildir_root", d.cfg.MaildirRoot, "users", d.smtp.Users().Len(),
+		"cert", cert, "pid", os.Getpid())
+	for {
+		select {
+		case <-ctx.Done():
+			return d.shutdown()
+		case s := <-sigs:
+			if s == syscall.SIGHUP {
+				d.reload()
+				continue
+			}
+			d.log.Info("stopping", "signal", s.String())
+			return d.shutdown()
+		}
+	}
+}
+
+func (d *Daemon) shutdown() error {
+	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.Limits.ShutdownGrace.Duration)
+	defer cancel()
+	err := d.smtp.Shutdown(ctx)
+	if err != nil {
+		d.log.Warn("stopped", "err", err)
+		return nil
+	}
+	d.log.Info("stopped")
+	return nil
+}
+
+// reload re-reads the users map and the certificate; a broken new file
+// keeps the old one in force.
+func (d *Daemon) reload() {
+	if u, err := loadUsers(d.cfg, d.log); err != nil {
+		d.log.Error("reload: users map kept", "err", err)
+	} else {
+		old := d.smtp.Users().Len()
+		d.smtp.SetUsers(u)
+		d.log.Info("reload: users map", "file", d.cfg.UsersFile, "entries_before", old, "entries", u.Len())
+	}
+	if err := d.tls.Reload(); err != nil {
+		d.log.Error("reload: certificate kept", "err", err)
+	} else {
+		cert, _ := d.tls.Files()
+		d.log.Info("reload: certificate", "file", cert)
+	}
+}
+
+func loadUsers(cfg *config.Config, log *slog.Logger) (*users.Map, error) {
+	u, err := users.Load(cfg.UsersFile, cfg.Domains)
+	if errors.Is(err, fs.ErrNotExist) && !cfg.UsersFileSet {
+		log.Warn("no users file: every recipient will be refused until it exists (then send SIGHUP)", "file", cfg.UsersFile)
+		return users.Parse(strings.NewReader(""), cfg.UsersFile, cfg.Domains)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("users_file: %w", err)
+	}
+	return u, nil
+}
