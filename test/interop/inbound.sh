@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Interop, inbound role: well-known clients against the real binary.
+#   swaks over plain SMTP, STARTTLS (verifying the generated certificate)
+#   and implicit TLS; Postfix's smtp-source for a 1000-message burst.
+# Needs: swaks, smtp-source (Debian packages swaks, postfix); .ci/run
+# installs them. Exits non-zero on the first failed check.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+SMTP_SOURCE=$(command -v smtp-source || echo /usr/sbin/smtp-source)
+command -v swaks >/dev/null && [ -x "$SMTP_SOURCE" ] || { echo "interop: swaks and smtp-source are required" >&2; exit 1; }
+
+work=$(mktemp -d)
+pid=""
+cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+fail() { echo "interop: FAIL: $*" >&2; [ -f "$work/facteur.out" ] && tail -20 "$work/facteur.out" >&2; exit 1; }
+
+go build -o "$work/facteur" ./cmd/facteur
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+P_SMTP=$(port); P_SMTPS=$(port); P_RELAY=$(port)
+cat > "$work/facteur.toml" <<CONF
+hostname = "mx.example.test"
+domains = ["example.test"]
+data_dir = "var"
+[listen]
+smtp = ["127.0.0.1:$P_SMTP"]
+smtps = ["127.0.0.1:$P_SMTPS"]
+relay = ["127.0.0.1:$P_RELAY"]
+[log]
+level = "warn"
+CONF
+printf 'alice\nbench\n' > "$work/users"
+(cd "$work" && exec ./facteur serve --config facteur.toml) >"$work/facteur.out" 2>&1 &
+pid=$!
+for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$P_SMTP) 2>/dev/null && break; sleep 0.1; done
+
+new() { ls "$work/var/mail/$1/Maildir/new" 2>/dev/null | wc -l; }
+cert="$work/var/tls/cert.pem"
+
+swaks_run() { swaks --server 127.0.0.1 --helo client.example.org --from sender@example.org --to alice@example.test "$@" >"$work/swaks.out" 2>&1 || { cat "$work/swaks.out" >&2; fail "swaks $*"; }; }
+swaks_run --port "$P_SMTP" --header "Subject: plain"
+[ "$(new alice)" = 1 ] || fail "plain: $(new alice) messages"
+swaks_run --port "$P_SMTP" --tls --tls-verify --tls-ca-path "$cert" --tls-sni mx.example.test --header "Subject: starttls"
+grep -q "TLS started" "$work/swaks.out" || fail "STARTTLS not negotiated"
+swaks_run --port "$P_SMTPS" --tls-on-connect --tls-verify --tls-ca-path "$cert" --tls-sni mx.example.test --header "Subject: smtps"
+[ "$(new alice)" = 3 ] || fail "after TLS: $(new alice) messages"
+grep -l "Subject: starttls" "$work/var/mail/alice/Maildir/new/"* | xargs grep -q "with ESMTPS" || fail "STARTTLS message not marked ESMTPS"
+echo "interop: swaks plain, STARTTLS and implicit TLS delivered"
+
+# No open relay, as swaks sees it.
+if swaks --server 127.0.0.1 --port "$P_SMTP" --from a@example.org --to victim@elsewhere.org >"$work/swaks.out" 2>&1; then fail "relayed to elsewhere.org"; fi
+grep -q "<\*\* 550 5.7.1" "$work/swaks.out" || fail "relay attempt not refused with 550 5.7.1"
+
+"$SMTP_SOURCE" -s 20 -m 1000 -l 4096 -M mx.example.test -f source@example.org -t bench@example.test "127.0.0.1:$P_SMTP"
+[ "$(new bench)" = 1000 ] || fail "smtp-source: $(new bench) of 1000 messages in new/"
+[ -z "$(ls "$work/var/mail/bench/Maildir/tmp")" ] || fail "smtp-source: files left in tmp/"
+echo "interop: smtp-source burst of 1000 messages delivered"
+
+kill -TERM "$pid"; wait "$pid" || fail "exit status $? after SIGTERM"; pid=""
+echo "interop inbound: ok"
