@@ -1,7 +1,6 @@
 package maildir
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -12,10 +11,6 @@ import (
 
 	"facteur/internal/durable"
 )
-
-// writers recycles the 64 KiB write buffers: allocating one per message would
-// be most of the garbage a busy server makes.
-var writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 64<<10) }}
 
 // Deliver stores one message in each of mailboxes: header (already
 // CRLF-terminated lines) followed by everything read from body, which is
@@ -114,22 +109,7 @@ func (d *delivery) write(path string, header []byte, body io.Reader) error {
 		return fmt.Errorf("maildir: create %s: %w", path, err)
 	}
 	d.tmps = append(d.tmps, path)
-	w := writers.Get().(*bufio.Writer)
-	// Hiding the file's ReadFrom keeps bufio from bypassing its buffer and
-	// handing the body to the file in smaller chunks.
-	w.Reset(struct{ io.Writer }{f})
-	_, err = w.Write(header)
-	if err == nil {
-		_, err = io.Copy(w, body)
-	}
-	if err == nil {
-		err = w.Flush()
-	}
-	w.Reset(nil)
-	writers.Put(w)
-	if err == nil {
-		err = f.Sync()
-	}
+	_, err = durable.Fill(f, header, body)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
