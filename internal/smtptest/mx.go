@@ -25,6 +25,7 @@ type MXOptions struct {
 	Greeting421 bool  // answer every connection with a 421 greeting and hang up
 	NoSMTPUTF8  bool  // do not advertise SMTPUTF8
 	MaxSize     int64 // advertised in SIZE and enforced; 0 means no limit
+	NoData      bool  // record messages without their Data, for benchmarks
 
 	// No8BitMIME hides 8BITMIME from the EHLO reply. go-smtp always
 	// advertises it, so this filters the reply on the wire, which works only

@@ -56,6 +56,9 @@ func (s *mxSession) Data(r io.Reader) error {
 			return e
 		}
 	}
+	if s.m.opts.NoData {
+		data = nil
+	}
 	_, isTLS := s.conn.TLSConnectionState()
 	s.m.record(Received{
 		From: s.from,
