@@ -1,0 +1,103 @@
+package remote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/emersion/go-smtp"
+
+	"facteur/internal/mx"
+)
+
+// Deliver delivers msgs, all for recipients at domain, and returns one
+// Result per recipient per message: out[i][j] is for msgs[i].Rcpts[j].
+//
+// Hosts are tried in order, and each address of a host, until every message
+// has been taken by a host or refused for good. A host takes a message when
+// it accepts MAIL; from then on its replies are final, so a message is never
+// sent to a second host after a 250. Messages share a connection.
+func (c *Client) Deliver(ctx context.Context, domain string, msgs []*Message) [][]Result {
+	d := newDelivery(msgs)
+	if !d.pending() {
+		return d.out
+	}
+	hosts, err := c.Resolver.Lookup(ctx, domain)
+	if err != nil {
+		r := lookupResult(err)
+		c.log().Info("MX lookup failed", "domain", domain, "ids", d.openIDs(), "status", r.Status, "err", err)
+		d.finishAll(r)
+		return d.out
+	}
+	for _, h := range hosts {
+		for _, addr := range h.Addrs {
+			if !d.pending() || ctx.Err() != nil {
+				break
+			}
+			c.attempt(ctx, d, h.Name, addr)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		d.failOpen(Result{Status: Transient, Enhanced: "4.4.7", Text: "delivery interrupted: " + err.Error()})
+	}
+	d.finishOpen()
+	return d.out
+}
+
+// attempt delivers what is still open over one connection to addr.
+func (c *Client) attempt(ctx context.Context, d *delivery, host string, addr netip.Addr) {
+	log := c.log().With("host", host, "addr", addr)
+	s, err := c.connect(ctx, host, addr, c.TLS)
+	if tlsErr := (*tlsError)(nil); errors.As(err, &tlsErr) && c.TLS == Opportunistic {
+		log.Warn("STARTTLS failed, delivering in plaintext", "err", err)
+		s, err = c.connect(ctx, host, addr, None)
+	}
+	if err != nil {
+		r := connectResult(err)
+		r.Host = host
+		r.Text = fmt.Sprintf("%s[%s]: %s", host, addr, r.Text)
+		log.Info("no session", "ids", d.openIDs(), "err", r.Text)
+		d.failOpen(r)
+		return
+	}
+	defer s.quit()
+	for i := range d.msgs {
+		if d.open[i] && !c.transact(s, d, i) {
+			return
+		}
+	}
+}
+
+// lookupResult turns a failed MX lookup into the result of every recipient.
+func lookupResult(err error) Result {
+	var e *mx.Error
+	if errors.As(err, &e) {
+		st := Transient
+		if e.Permanent {
+			st = Permanent
+		}
+		return Result{Status: st, Enhanced: e.Enhanced, Text: e.Error()}
+	}
+	return Result{Status: Transient, Enhanced: "4.4.3", Text: err.Error()}
+}
+
+// connectResult classifies a failure to open a session. Whatever the reply,
+// it is only this host's problem: the next one may do better, and if none
+// does, the message waits for a later attempt.
+func connectResult(err error) Result {
+	var reply *smtp.SMTPError
+	var tlsErr *tlsError
+	switch {
+	case errors.As(err, &reply):
+		r := replyResult(reply)
+		r.Status = Transient
+		r.Text = r.line()
+		return r
+	case errors.Is(err, errNoSTARTTLS):
+		return Result{Status: Transient, Enhanced: "4.7.4", Text: err.Error()}
+	case errors.As(err, &tlsErr):
+		return Result{Status: Transient, Enhanced: "4.7.5", Text: err.Error()}
+	}
+	return Result{Status: Transient, Enhanced: "4.4.1", Text: "connection failed: " + err.Error()}
+}

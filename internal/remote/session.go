@@ -1,0 +1,163 @@
+package remote
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"net/textproto"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-smtp"
+)
+
+// session is one SMTP connection to one address of an MX host, greeted and
+// with TLS settled.
+type session struct {
+	cl    *smtp.Client
+	conn  net.Conn // under cl: TCP or TLS; for write deadlines and aborts
+	host  string
+	addr  netip.Addr
+	tls   bool
+	dirty bool // a transaction was left open and needs RSET
+	stop  func() bool
+}
+
+// errNoSTARTTLS: the policy wants TLS and the host does not offer it.
+var errNoSTARTTLS = errors.New("TLS required but STARTTLS not offered")
+
+// tlsError is a failed STARTTLS; with Opportunistic the host is tried again
+// in plaintext.
+type tlsError struct{ err error }
+
+func (e *tlsError) Error() string { return "STARTTLS failed: " + e.err.Error() }
+func (e *tlsError) Unwrap() error { return e.err }
+
+// connect opens a session with addr of host. A reply error from the greeting
+// or EHLO comes back as *smtp.SMTPError.
+func (c *Client) connect(ctx context.Context, host string, addr netip.Addr, policy Policy) (*session, error) {
+	d := net.Dialer{Timeout: c.connectTimeout()}
+	raw, err := d.DialContext(ctx, "tcp", netip.AddrPortFrom(addr, c.port()).String())
+	if err != nil {
+		return nil, err
+	}
+	// go-smtp bounds each reply with deadlines but knows no context: closing
+	// the connection is what interrupts it.
+	s := &session{conn: raw, host: host, addr: addr, stop: context.AfterFunc(ctx, func() { raw.Close() })}
+	s.cl = c.newSMTP(raw)
+	if err := s.cl.Hello(c.helo()); err != nil {
+		s.close()
+		return nil, err
+	}
+	if policy == None {
+		return s, nil
+	}
+	if ok, _ := s.cl.Extension("STARTTLS"); !ok {
+		if policy == Opportunistic {
+			return s, nil
+		}
+		s.close()
+		return nil, errNoSTARTTLS
+	}
+	tc, err := c.startTLS(ctx, raw, host, policy)
+	if err != nil {
+		s.close()
+		return nil, &tlsError{err}
+	}
+	s.conn, s.tls = tc, true
+	s.cl = c.newSMTP(&greeted{Conn: tc, pending: []byte("220 " + host + " TLS started\r\n")})
+	if err := s.cl.Hello(c.helo()); err != nil {
+		s.close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (c *Client) newSMTP(conn net.Conn) *smtp.Client {
+	cl := smtp.NewClient(conn)
+	cl.CommandTimeout = c.commandTimeout()
+	cl.SubmissionTimeout = c.commandTimeout()
+	return cl
+}
+
+// startTLS sends STARTTLS on raw and does the handshake. go-smtp v0.25 keeps
+// its STARTTLS unexported except through NewClientStartTLS, which would say
+// "EHLO localhost" and hang up on servers without STARTTLS; so the verb is
+// sent here and a new go-smtp Client is started on the TLS connection.
+func (c *Client) startTLS(ctx context.Context, raw net.Conn, host string, policy Policy) (*tls.Conn, error) {
+	raw.SetDeadline(time.Now().Add(c.commandTimeout()))
+	defer raw.SetDeadline(time.Time{})
+	if _, err := io.WriteString(raw, "STARTTLS\r\n"); err != nil {
+		return nil, err
+	}
+	// The server sends nothing after its 220 until our ClientHello, so this
+	// reader cannot swallow bytes that belong to TLS.
+	if _, _, err := textproto.NewReader(bufio.NewReader(raw)).ReadResponse(220); err != nil {
+		return nil, err
+	}
+	tc := tls.Client(raw, c.tlsConfig(host, policy))
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return nil, err
+	}
+	return tc, nil
+}
+
+func (c *Client) tlsConfig(host string, policy Policy) *tls.Config {
+	cfg := &tls.Config{ServerName: serverName(host), MinVersion: tls.VersionTLS12}
+	if policy == Verify {
+		cfg.RootCAs = c.RootCAs
+	} else {
+		// Unauthenticated TLS still defeats passive eavesdropping, and MX
+		// certificates are too often self-signed to insist (RFC 7435).
+		cfg.InsecureSkipVerify = true
+	}
+	return cfg
+}
+
+// serverName is the name to verify: the MX host name, or the address of a
+// domain literal such as "[IPv6:2001:db8::1]".
+func serverName(host string) string {
+	if inner, ok := strings.CutPrefix(host, "["); ok {
+		inner = strings.TrimSuffix(inner, "]")
+		if len(inner) > 5 && strings.EqualFold(inner[:5], "IPv6:") {
+			inner = inner[5:]
+		}
+		return inner
+	}
+	return host
+}
+
+// quitTimeout bounds the wait for the reply to QUIT, which decides nothing.
+const quitTimeout = 5 * time.Second
+
+// quit ends the session politely.
+func (s *session) quit() {
+	s.cl.CommandTimeout = min(s.cl.CommandTimeout, quitTimeout)
+	s.cl.Quit()
+	s.close()
+}
+
+func (s *session) close() {
+	s.stop()
+	s.cl.Close()
+}
+
+// greeted replays a greeting before the connection's data: go-smtp's Client
+// begins by reading one, and a server sends none after STARTTLS.
+type greeted struct {
+	net.Conn
+	pending []byte
+}
+
+func (g *greeted) Read(p []byte) (int, error) {
+	if len(g.pending) > 0 {
+		n := copy(p, g.pending)
+		g.pending = g.pending[n:]
+		return n, nil
+	}
+	return g.Conn.Read(p)
+}
