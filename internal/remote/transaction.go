@@ -21,7 +21,7 @@ func (c *Client) transact(s *session, d *delivery, i int) bool {
 			return false
 		}
 	}
-	if r, refused := s.refuse(m, d); refused {
+	if r, refused := s.refuse(m); refused {
 		d.take(i, r)
 		log.Info("message refused before MAIL", "rcpts", m.Rcpts, "enhanced", r.Enhanced, "text", r.Text)
 		return true
@@ -93,7 +93,7 @@ func (s *session) reset(helo string) error {
 
 // refuse checks that the host can carry message m at all. RFC 6531 and 6152
 // forbid sending what needs SMTPUTF8 or 8BITMIME to a server without them.
-func (s *session) refuse(m *Message, d *delivery) (Result, bool) {
+func (s *session) refuse(m *Message) (Result, bool) {
 	no := func(enhanced, format string, args ...any) (Result, bool) {
 		return Result{Status: Permanent, Enhanced: enhanced, Text: fmt.Sprintf(format, args...), Host: s.host, TLS: s.tls}, true
 	}
@@ -116,7 +116,7 @@ func (s *session) data(body io.Reader) Result {
 	if err != nil {
 		return s.result(err)
 	}
-	if _, err := io.Copy(&deadlineWriter{w: w, conn: s}, body); err != nil {
+	if _, err := io.Copy(&deadlineWriter{w: w, s: s}, body); err != nil {
 		// Closing w would send the final dot and have a truncated message
 		// delivered; dropping the connection aborts the transaction.
 		s.close()
@@ -134,12 +134,12 @@ func (s *session) data(body io.Reader) Result {
 // deadlineWriter gives each write to the server the command timeout, as
 // go-smtp sets no deadline while the body is written.
 type deadlineWriter struct {
-	w    io.Writer
-	conn *session
+	w io.Writer
+	s *session
 }
 
 func (dw *deadlineWriter) Write(p []byte) (int, error) {
-	dw.conn.conn.SetWriteDeadline(time.Now().Add(dw.conn.cl.CommandTimeout))
+	dw.s.conn.SetWriteDeadline(time.Now().Add(dw.s.cl.CommandTimeout))
 	return dw.w.Write(p)
 }
 
