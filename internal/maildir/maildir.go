@@ -61,3 +61,16 @@ func (s *Store) prepare(mailbox string) error {
 	}
 	return nil
 }
+
+// ReturnPath is the header line final delivery adds (RFC 5321 4.4): the
+// envelope sender, "" for the null sender. Line breaks are dropped so that
+// the sender can never add a header of its own.
+func ReturnPath(sender string) []byte {
+	sender = strings.Map(func(r rune) rune {
+		if r == '\r' || r == '\n' {
+			return -1
+		}
+		return r
+	}, sender)
+	return []byte("Return-Path: <" + sender + ">\r\n")
+}
