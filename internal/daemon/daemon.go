@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -19,6 +20,9 @@ import (
 	"facteur/internal/config"
 	"facteur/internal/durable"
 	"facteur/internal/maildir"
+	"facteur/internal/mx"
+	"facteur/internal/queue"
+	"facteur/internal/remote"
 	"facteur/internal/smtpd"
 	"facteur/internal/tlsconf"
 	"facteur/internal/users"
@@ -30,6 +34,7 @@ type Daemon struct {
 	log   *slog.Logger
 	tls   *tlsconf.Store
 	smtp  *smtpd.Server
+	queue *queue.Queue
 	addrs map[string][]net.Addr
 }
 
@@ -56,9 +61,13 @@ func Start(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		log.Info("removed stale Maildir tmp files", "count", n)
 	}
 	d := &Daemon{cfg: cfg, log: log, tls: ts, addrs: map[string][]net.Addr{}}
+	if d.queue, err = openQueue(cfg, log, store, d.users); err != nil {
+		return nil, err
+	}
 	d.smtp = smtpd.New(smtpd.Options{
 		Hostname:        cfg.Hostname,
 		Maildir:         store,
+		Queue:           d.queue,
 		TLS:             ts.Config(),
 		MaxMessageBytes: cfg.Limits.MaxMessageBytes,
 		MaxRecipients:   cfg.Limits.MaxRecipients,
@@ -77,6 +86,7 @@ func Start(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	}{
 		{"smtp", smtpd.Inbound, false, cfg.Listen.SMTP},
 		{"smtps", smtpd.Inbound, true, cfg.Listen.SMTPS},
+		{"relay", smtpd.Relay, false, cfg.Listen.Relay},
 	}
 	for _, b := range binds {
 		for _, a := range b.addrs {
@@ -91,7 +101,40 @@ func Start(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	return d, nil
 }
 
-// Addrs are the bound addresses of a listener kind ("smtp", "smtps").
+// users is the users map in force; the queue's local deliveries read it.
+func (d *Daemon) users() *users.Map { return d.smtp.Users() }
+
+func openQueue(cfg *config.Config, log *slog.Logger, store *maildir.Store, u func() *users.Map) (*queue.Queue, error) {
+	res, err := mx.New(cfg.Outbound.DNS, 0)
+	if err != nil {
+		return nil, fmt.Errorf("outbound.dns: %w", err)
+	}
+	policy, err := remote.ParsePolicy(cfg.Outbound.TLS)
+	if err != nil {
+		return nil, fmt.Errorf("outbound.tls: %w", err)
+	}
+	client := &remote.Client{
+		Resolver:       res,
+		Port:           cfg.Outbound.Port,
+		HeloName:       cfg.Hostname,
+		TLS:            policy,
+		ConnectTimeout: cfg.Outbound.ConnectTimeout.Duration,
+		Log:            log,
+	}
+	return queue.Open(queue.Config{
+		Dir:        filepath.Join(cfg.DataDir, "queue"),
+		Hostname:   cfg.Hostname,
+		Workers:    cfg.Outbound.Workers,
+		PerDomain:  cfg.Outbound.PerDomain,
+		MinBackoff: cfg.Outbound.MinBackoff.Duration,
+		MaxBackoff: cfg.Outbound.MaxBackoff.Duration,
+		Lifetime:   cfg.Outbound.Lifetime.Duration,
+		Transport:  &transport{remote: client, maildir: store, users: u, hostname: cfg.Hostname},
+		Log:        log,
+	})
+}
+
+// Addrs are the bound addresses of a listener kind ("smtp", "smtps", "relay").
 func (d *Daemon) Addrs(name string) []net.Addr { return d.addrs[name] }
 
 // Run serves until ctx ends or SIGTERM/SIGINT, then shuts down cleanly.
@@ -100,9 +143,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 
+	qctx, stopQueue := context.WithCancel(context.Background())
+	queueDone := make(chan struct{})
+	go func() { d.queue.Run(qctx); close(queueDone) }()
+	defer func() { stopQueue(); <-queueDone }()
+
 	d.smtp.Serve()
 	var listening []string
-	for _, name := range []string{"smtp", "smtps"} {
+	for _, name := range []string{"smtp", "smtps", "relay"} {
 		for _, a := range d.addrs[name] {
 			listening = append(listening, name+"="+a.String())
 		}

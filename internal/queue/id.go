@@ -9,7 +9,10 @@ import (
 	"time"
 )
 
-var idEncoding = base32.NewEncoding("0123456789ABCDEFGHJKMNPQRSTVWXYZ").WithPadding(base32.NoPadding)
+// idAlphabet is Crockford's base32: no I, L, O or U to misread in a log.
+const idAlphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+var idEncoding = base32.NewEncoding(idAlphabet).WithPadding(base32.NoPadding)
 
 // NewID returns a message id: 16 characters, sortable by arrival time
 // (microseconds) and made unique by 40 random bits, so ids from several

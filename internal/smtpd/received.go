@@ -40,10 +40,6 @@ func (t trace) received() string {
 	return b.String()
 }
 
-func returnPath(from string) string {
-	return "Return-Path: <" + printable(from) + ">\r\n"
-}
-
 func dropSpace(r rune) rune {
 	if r == ' ' || r == '\t' || r == '(' || r == ')' {
 		return -1

@@ -19,6 +19,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"facteur/internal/queue"
 	"facteur/internal/users"
 )
 
@@ -37,10 +38,16 @@ type Deliverer interface {
 	Deliver(mailboxes []string, header []byte, body io.Reader) ([]string, error)
 }
 
+// Spooler keeps mail for remote delivery; *queue.Queue is one.
+type Spooler interface {
+	Enqueue(m queue.Message, header []byte, body io.Reader, also func(stored io.Reader) error) error
+}
+
 // Options are fixed for the life of a Server.
 type Options struct {
 	Hostname        string
 	Maildir         Deliverer
+	Queue           Spooler     // nil: no relay listener
 	TLS             *tls.Config // nil: no STARTTLS, no implicit TLS listener
 	MaxMessageBytes int64
 	MaxRecipients   int
@@ -88,6 +95,9 @@ func (s *Server) SetUsers(u *users.Map) { s.users.Store(u) }
 func (s *Server) Listen(name string, role Role, implicitTLS bool, addr string) (net.Addr, error) {
 	if implicitTLS && s.opts.TLS == nil {
 		return nil, fmt.Errorf("listen %s %s: implicit TLS needs a certificate", name, addr)
+	}
+	if role == Relay && s.opts.Queue == nil {
+		return nil, fmt.Errorf("listen %s %s: the relay role needs a queue", name, addr)
 	}
 	l, err := net.Listen("tcp", addr)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"facteur/internal/maildir"
 	"facteur/internal/queue"
 )
 
@@ -36,12 +37,15 @@ type session struct {
 	log  *slog.Logger
 
 	from      string
+	eightBit  bool     // BODY=8BITMIME
+	utf8      bool     // SMTPUTF8
 	mailboxes []string // local deliveries, in RCPT order
-	rcpts     []string // accepted addresses, for the log and Received
+	remote    []string // relayed recipients
+	rcpts     []string // every accepted address, for the log and Received
 }
 
 func (s *session) Reset() {
-	s.from, s.mailboxes, s.rcpts = "", nil, nil
+	s.from, s.eightBit, s.utf8, s.mailboxes, s.remote, s.rcpts = "", false, false, nil, nil, nil
 }
 
 func (s *session) Logout() error { return nil }
@@ -56,6 +60,8 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 		}
 	}
 	s.from = from
+	s.eightBit = opts.Body == smtp.Body8BitMIME
+	s.utf8 = opts.UTF8
 	return nil
 }
 
@@ -65,6 +71,11 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 		return s.refuse(perr, "bad recipient address", "rcpt", printable(to))
 	}
 	u := s.srv.Users()
+	if !u.IsLocalDomain(domain) && s.role == Relay {
+		s.remote = append(s.remote, to)
+		s.rcpts = append(s.rcpts, to)
+		return nil
+	}
 	if !u.IsLocalDomain(domain) {
 		return s.refuse(reply(550, 7, 1, "Relaying denied: %s is not a domain of this server", printable(domain)),
 			"relaying denied", "rcpt", printable(to))
@@ -92,8 +103,7 @@ func (s *session) Data(r io.Reader) error {
 		t.rcpt = s.rcpts[0]
 	}
 	body := &counting{r: &strictCRLF{r: r}}
-	header := returnPath(s.from) + t.received()
-	if _, err := s.srv.opts.Maildir.Deliver(s.mailboxes, []byte(header), body); err != nil {
+	if err := s.store(id, t.received(), body); err != nil {
 		rep := toReply(err, id)
 		s.log.Warn("message refused", "id", id, "from", printable(s.from), "code", rep.Code,
 			"reason", rep.Message, "err", err)
@@ -104,6 +114,28 @@ func (s *session) Data(r io.Reader) error {
 	// go-smtp sends a non-nil SMTPError as the reply; this is how the 250
 	// carries the queue id.
 	return reply(250, 0, 0, "Ok: queued as %s", id)
+}
+
+// store makes the message durable everywhere it goes: the queue for
+// remote recipients, the Maildirs for local ones. Return-Path belongs to
+// final delivery only, so the queued copy lacks it; the local copies of a
+// message that also goes to the queue are read back from the spool before
+// it is scheduled, so one reply covers all copies.
+func (s *session) store(id, received string, body io.Reader) error {
+	mailboxes := s.srv.opts.Maildir
+	if len(s.remote) == 0 {
+		_, err := mailboxes.Deliver(s.mailboxes, append(maildir.ReturnPath(s.from), received...), body)
+		return err
+	}
+	var local func(io.Reader) error
+	if len(s.mailboxes) > 0 {
+		local = func(stored io.Reader) error {
+			_, err := mailboxes.Deliver(s.mailboxes, maildir.ReturnPath(s.from), stored)
+			return err
+		}
+	}
+	m := queue.Message{ID: id, From: s.from, Rcpts: s.remote, EightBit: s.eightBit, SMTPUTF8: s.utf8}
+	return s.srv.opts.Queue.Enqueue(m, []byte(received), body, local)
 }
 
 // refuse logs a refused command and returns its reply.

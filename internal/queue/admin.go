@@ -1,0 +1,84 @@
+package queue
+
+import (
+	"container/heap"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// ErrUnknown is returned for an id that is not in the queue.
+var ErrUnknown = errors.New("no such message in the queue")
+
+// List returns a copy of every queued envelope, oldest first.
+func (q *Queue) List() []Envelope {
+	q.mu.Lock()
+	out := make([]Envelope, 0, len(q.entries))
+	for _, e := range q.entries {
+		env := *e.env
+		env.Rcpts = slices.Clone(e.env.Rcpts)
+		out = append(out, env)
+	}
+	q.mu.Unlock()
+	slices.SortFunc(out, func(a, b Envelope) int { return a.Arrival.Compare(b.Arrival) })
+	return out
+}
+
+// Flush makes every waiting message due now and returns how many.
+func (q *Queue) Flush() int {
+	q.mu.Lock()
+	now := time.Now()
+	for _, e := range q.waiting {
+		e.env.NextAttempt = now
+	}
+	heap.Init(&q.waiting)
+	n := q.waiting.Len()
+	q.mu.Unlock()
+	q.kick()
+	return n
+}
+
+// Remove deletes a message that is waiting; one under delivery must be
+// removed after its attempt.
+func (q *Queue) Remove(id string) error {
+	q.mu.Lock()
+	e, ok := q.entries[id]
+	switch {
+	case !ok:
+		q.mu.Unlock()
+		return fmt.Errorf("%s: %w", id, ErrUnknown)
+	case e.index < 0:
+		q.mu.Unlock()
+		return fmt.Errorf("%s: being delivered right now, try again in a moment", id)
+	}
+	heap.Remove(&q.waiting, e.index)
+	delete(q.entries, id)
+	q.mu.Unlock()
+	q.log.Info("queue: message removed by the operator", "id", id)
+	return q.sp.remove(id)
+}
+
+// ListDir reads the envelopes of a spool with no server running, for the
+// queue command; it changes nothing.
+func ListDir(dir string) ([]Envelope, error) {
+	sp := spool{dir: dir}
+	ents, err := readEnvelopes(&sp)
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(ents, func(a, b Envelope) int { return a.Arrival.Compare(b.Arrival) })
+	return ents, nil
+}
+
+// RemoveDir removes a message from a spool with no server running.
+func RemoveDir(dir, id string) error {
+	if !validID(id) {
+		return fmt.Errorf("%q is not a queue id", id)
+	}
+	sp := spool{dir: dir}
+	if _, err := sp.load(id, true); err != nil {
+		return fmt.Errorf("%s: %w", id, ErrUnknown)
+	}
+	return sp.remove(id)
+}

@@ -1,0 +1,117 @@
+package queue
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// State is where one recipient of a queued message stands.
+type State string
+
+const (
+	Pending State = "pending" // to be (re)tried
+	Sent    State = "sent"    // a server took it (or it was stored locally)
+	Failed  State = "failed"  // given up on; the sender was told (or the null sender was not)
+)
+
+// Envelope is what the spool keeps beside each message file: who sent it,
+// each recipient's state, and when to try next. It is rewritten whole and
+// atomically after each attempt.
+type Envelope struct {
+	ID          string    `json:"id"`
+	From        string    `json:"from"` // "" is the null sender: a bounce
+	Arrival     time.Time `json:"arrival"`
+	Size        int64     `json:"size"`
+	EightBit    bool      `json:"8bitmime,omitempty"`
+	SMTPUTF8    bool      `json:"smtputf8,omitempty"`
+	Attempts    int       `json:"attempts"`
+	NextAttempt time.Time `json:"next_attempt"`
+	Rcpts       []Rcpt    `json:"rcpts"`
+}
+
+// Rcpt is one recipient and the outcome of its last attempt.
+type Rcpt struct {
+	Addr        string    `json:"addr"`
+	State       State     `json:"state"`
+	Code        int       `json:"code,omitempty"`
+	Enhanced    string    `json:"enhanced,omitempty"`
+	LastError   string    `json:"last_error,omitempty"`
+	Host        string    `json:"host,omitempty"`
+	LastAttempt time.Time `json:"last_attempt,omitzero"`
+}
+
+func (e *Envelope) marshal() ([]byte, error) {
+	b, err := json.MarshalIndent(e, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("queue: encode envelope %s: %w", e.ID, err)
+	}
+	return append(b, '\n'), nil
+}
+
+// parseEnvelope reads an envelope file and checks that it is one of ours
+// and consistent; anything else is treated as corrupt by the caller.
+func parseEnvelope(b []byte, id string) (*Envelope, error) {
+	var e Envelope
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&e); err != nil {
+		return nil, fmt.Errorf("decode: %w", err)
+	}
+	if dec.More() {
+		return nil, errors.New("trailing data after the envelope")
+	}
+	switch {
+	case e.ID != id:
+		return nil, fmt.Errorf("envelope id %q does not match file name %q", e.ID, id)
+	case !validID(e.ID):
+		return nil, fmt.Errorf("bad id %q", e.ID)
+	case len(e.Rcpts) == 0:
+		return nil, errors.New("no recipients")
+	case e.Arrival.IsZero():
+		return nil, errors.New("no arrival time")
+	case e.Size < 0 || e.Attempts < 0:
+		return nil, errors.New("negative size or attempts")
+	}
+	for _, r := range e.Rcpts {
+		switch r.State {
+		case Pending, Sent, Failed:
+		default:
+			return nil, fmt.Errorf("recipient %q: unknown state %q", r.Addr, r.State)
+		}
+		if !strings.Contains(r.Addr, "@") || strings.ContainsAny(r.Addr, "\r\n\x00") {
+			return nil, fmt.Errorf("bad recipient address %q", r.Addr)
+		}
+	}
+	if strings.ContainsAny(e.From, "\r\n\x00") {
+		return nil, fmt.Errorf("bad sender %q", e.From)
+	}
+	return &e, nil
+}
+
+// validID accepts exactly what NewID makes, so no file name from the spool
+// directory can smuggle a path or an odd character into anything.
+func validID(id string) bool {
+	if len(id) != 16 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if !strings.ContainsRune(idAlphabet, rune(id[i])) {
+			return false
+		}
+	}
+	return true
+}
+
+// pending lists the indexes of recipients still to deliver.
+func (e *Envelope) pending() []int {
+	var idx []int
+	for i, r := range e.Rcpts {
+		if r.State == Pending {
+			idx = append(idx, i)
+		}
+	}
+	return idx
+}

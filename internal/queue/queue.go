@@ -1,0 +1,385 @@
+package queue
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"facteur/internal/durable"
+	"facteur/internal/remote"
+)
+
+// Transport delivers messages for the recipients at one domain;
+// *remote.Client is one, and the daemon puts local delivery beside it.
+type Transport interface {
+	Deliver(ctx context.Context, domain string, msgs []*remote.Message) [][]remote.Result
+}
+
+// Config is fixed for the life of a Queue.
+type Config struct {
+	Dir        string // the spool directory
+	Hostname   string // names us in bounces
+	Workers    int    // deliveries under way at once, in total
+	PerDomain  int    // deliveries under way at once to one domain
+	MinBackoff time.Duration
+	MaxBackoff time.Duration
+	Lifetime   time.Duration // then pending recipients fail and are bounced
+	Transport  Transport
+	Log        *slog.Logger
+}
+
+// batchMax is how many messages for one domain share one connection.
+const batchMax = 32
+
+// Queue is the spool plus its scheduler. One goroutine (Run) owns the
+// timing; deliveries run in at most Workers goroutines.
+type Queue struct {
+	cfg  Config
+	sp   spool
+	log  *slog.Logger
+	wake chan struct{}
+
+	mu      sync.Mutex
+	entries map[string]*entry
+	waiting entryHeap // entries due at some time, none in flight
+	domains map[string]*domainWork
+	running int
+	jobs    sync.WaitGroup
+}
+
+// entry is one queued message in memory. Its envelope is changed only
+// under Queue.mu, by the goroutine that holds it out of the heap.
+type entry struct {
+	env      *Envelope
+	inflight int   // delivery jobs holding it
+	failed   []int // recipients failed during this round, to bounce
+	index    int   // in the heap; -1 when not waiting
+}
+
+// domainWork is the work waiting for one domain and how much is under way.
+type domainWork struct {
+	active int
+	items  []item
+}
+
+// item is one message's recipients at one domain.
+type item struct {
+	e     *entry
+	rcpts []int
+}
+
+// Open loads the spool in dir (creating it) and schedules what it holds.
+func Open(cfg Config) (*Queue, error) {
+	if err := durable.MkdirAll(cfg.Dir); err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	q := &Queue{cfg: cfg, sp: spool{dir: cfg.Dir}, log: cfg.Log, wake: make(chan struct{}, 1),
+		entries: map[string]*entry{}, domains: map[string]*domainWork{}}
+	envs, err := q.sp.scan(q.log)
+	if err != nil {
+		return nil, err
+	}
+	for _, env := range envs {
+		e := &entry{env: env, index: -1}
+		q.entries[env.ID] = e
+		heap.Push(&q.waiting, e)
+	}
+	if len(envs) > 0 {
+		q.log.Info("queue: loaded", "messages", len(envs))
+	}
+	return q, nil
+}
+
+// Message is what Enqueue takes.
+type Message struct {
+	ID       string
+	From     string
+	Rcpts    []string
+	EightBit bool
+	SMTPUTF8 bool
+}
+
+// Enqueue stores header followed by body as a new message and returns once
+// it is durable; then it is scheduled at once. An error from body comes
+// back wrapped, and nothing stays in the spool.
+//
+// If also is not nil it runs once the message is durable and before it is
+// scheduled, reading the stored bytes; if it fails the message is taken out
+// of the spool and its error returned. The relay delivers the local copies
+// of a message that also goes abroad this way, so that one reply, 250 or
+// 4xx, covers every copy.
+func (q *Queue) Enqueue(m Message, header []byte, body io.Reader, also func(stored io.Reader) error) error {
+	now := time.Now()
+	env := &Envelope{ID: m.ID, From: m.From, Arrival: now, NextAttempt: now, EightBit: m.EightBit, SMTPUTF8: m.SMTPUTF8}
+	seen := map[string]bool{}
+	for _, r := range m.Rcpts {
+		if k := strings.ToLower(r); !seen[k] {
+			seen[k] = true
+			env.Rcpts = append(env.Rcpts, Rcpt{Addr: r, State: Pending})
+		}
+	}
+	if len(env.Rcpts) == 0 || !validID(m.ID) {
+		return errors.New("queue: enqueue needs a valid id and recipients")
+	}
+	if err := q.sp.store(env, header, body); err != nil {
+		return err
+	}
+	if also != nil {
+		if err := q.runAlso(env.ID, also); err != nil {
+			q.sp.remove(env.ID)
+			return err
+		}
+	}
+	q.mu.Lock()
+	e := &entry{env: env, index: -1}
+	q.entries[env.ID] = e
+	heap.Push(&q.waiting, e)
+	q.mu.Unlock()
+	q.kick()
+	return nil
+}
+
+func (q *Queue) runAlso(id string, also func(io.Reader) error) error {
+	f, err := q.sp.open(id)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return also(f)
+}
+
+func (q *Queue) kick() {
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run schedules deliveries until ctx ends, then waits for the deliveries
+// under way (they see ctx ended, stop, and record their outcome).
+func (q *Queue) Run(ctx context.Context) {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		q.mu.Lock()
+		next := q.dispatch(ctx, time.Now())
+		q.mu.Unlock()
+		timer.Reset(next)
+		select {
+		case <-ctx.Done():
+			q.jobs.Wait()
+			return
+		case <-q.wake:
+		case <-timer.C:
+		}
+	}
+}
+
+// dispatch moves due entries to their domains' work lists, starts what the
+// limits allow, and says how long until the next entry is due.
+func (q *Queue) dispatch(ctx context.Context, now time.Time) time.Duration {
+	for q.waiting.Len() > 0 && !q.waiting[0].env.NextAttempt.After(now) {
+		e := heap.Pop(&q.waiting).(*entry)
+		byDomain := map[string][]int{}
+		var order []string
+		for _, i := range e.env.pending() {
+			d := domainOf(e.env.Rcpts[i].Addr)
+			if byDomain[d] == nil {
+				order = append(order, d)
+			}
+			byDomain[d] = append(byDomain[d], i)
+		}
+		for _, d := range order {
+			dw := q.domains[d]
+			if dw == nil {
+				dw = &domainWork{}
+				q.domains[d] = dw
+			}
+			dw.items = append(dw.items, item{e: e, rcpts: byDomain[d]})
+			e.inflight++
+		}
+		if e.inflight == 0 { // nothing pending: finish it off the loop
+			e.inflight = 1
+			q.startJob(ctx, "", nil, []item{{e: e}})
+		}
+	}
+	for d, dw := range q.domains {
+		for len(dw.items) > 0 && dw.active < q.cfg.PerDomain && q.running < q.cfg.Workers {
+			n := min(len(dw.items), batchMax)
+			batch := slices.Clone(dw.items[:n])
+			dw.items = dw.items[n:]
+			dw.active++
+			q.startJob(ctx, d, dw, batch)
+		}
+		if len(dw.items) == 0 && dw.active == 0 {
+			delete(q.domains, d)
+		}
+	}
+	if q.waiting.Len() == 0 {
+		return time.Hour
+	}
+	return max(q.waiting[0].env.NextAttempt.Sub(now), time.Millisecond)
+}
+
+func (q *Queue) startJob(ctx context.Context, domain string, dw *domainWork, batch []item) {
+	q.running++
+	q.jobs.Add(1)
+	msgs := make([]*remote.Message, len(batch))
+	for i, it := range batch {
+		env := it.e.env
+		m := &remote.Message{ID: env.ID, From: env.From, Size: env.Size, EightBit: env.EightBit, SMTPUTF8: env.SMTPUTF8,
+			Open: func() (io.ReadCloser, error) { return q.sp.open(env.ID) }}
+		for _, r := range it.rcpts {
+			m.Rcpts = append(m.Rcpts, env.Rcpts[r].Addr)
+		}
+		msgs[i] = m
+	}
+	go q.runJob(ctx, domain, dw, batch, msgs)
+}
+
+func (q *Queue) runJob(ctx context.Context, domain string, dw *domainWork, batch []item, msgs []*remote.Message) {
+	defer q.jobs.Done()
+	var results [][]remote.Result
+	if domain != "" {
+		results = q.cfg.Transport.Deliver(ctx, domain, msgs)
+	}
+	now := time.Now()
+	var done []*entry
+	q.mu.Lock()
+	for i, it := range batch {
+		for j, r := range it.rcpts {
+			if i < len(results) && j < len(results[i]) {
+				q.apply(it.e, r, results[i][j], now)
+			}
+		}
+		if it.e.inflight--; it.e.inflight == 0 {
+			done = append(done, it.e)
+		}
+	}
+	q.running--
+	if dw != nil {
+		dw.active--
+	}
+	q.mu.Unlock()
+	for _, e := range done {
+		q.finish(e, now)
+	}
+	q.kick()
+}
+
+// apply records one recipient's outcome; called with q.mu held.
+func (q *Queue) apply(e *entry, i int, res remote.Result, now time.Time) {
+	r := &e.env.Rcpts[i]
+	r.Code, r.Enhanced, r.LastError, r.Host, r.LastAttempt = res.Code, res.Enhanced, res.Text, res.Host, now
+	switch res.Status {
+	case remote.Sent:
+		r.State, r.LastError = Sent, ""
+	case remote.Permanent:
+		r.State = Failed
+		e.failed = append(e.failed, i)
+	}
+	q.log.Info("delivery", "id", e.env.ID, "rcpt", r.Addr, "result", res.Status.String(), "host", res.Host,
+		"tls", res.TLS, "code", res.Code, "enhanced", res.Enhanced, "text", res.Text)
+}
+
+// finish ends a round of attempts for e, which no one else holds now:
+// expired recipients fail, failures are bounced, and the message either
+// leaves the spool or is written back with its next attempt time.
+func (q *Queue) finish(e *entry, now time.Time) {
+	q.mu.Lock()
+	env := e.env
+	if now.Sub(env.Arrival) > q.cfg.Lifetime {
+		for _, i := range env.pending() {
+			r := &env.Rcpts[i]
+			r.State = Failed
+			r.LastError = fmt.Sprintf("message expired after %s in the queue; last error: %s", q.cfg.Lifetime, r.LastError)
+			r.Enhanced, r.Code = "4.4.7", 0
+			e.failed = append(e.failed, i)
+		}
+	}
+	failed := e.failed
+	e.failed = nil
+	remaining := len(env.pending())
+	if remaining > 0 {
+		env.Attempts++
+		env.NextAttempt = now.Add(q.backoff(env.Attempts))
+	}
+	snapshot := *env
+	snapshot.Rcpts = slices.Clone(env.Rcpts)
+	q.mu.Unlock()
+
+	if len(failed) > 0 {
+		q.bounce(&snapshot, failed, now)
+	}
+	if remaining == 0 {
+		if err := q.sp.remove(env.ID); err != nil {
+			q.log.Error("queue: removing a finished message", "id", env.ID, "err", err)
+		}
+		q.mu.Lock()
+		delete(q.entries, env.ID)
+		q.mu.Unlock()
+		q.log.Info("queue: message done", "id", env.ID)
+		return
+	}
+	data, err := snapshot.marshal()
+	if err == nil {
+		err = q.sp.update(data, env.ID)
+	}
+	if err != nil {
+		// The old envelope stays: recipients done this round may get the
+		// message again, but none is lost.
+		q.log.Error("queue: recording attempt", "id", env.ID, "err", err)
+	}
+	q.log.Info("queue: deferred", "id", env.ID, "pending", remaining, "attempts", env.Attempts,
+		"next_attempt", env.NextAttempt.Format(time.RFC3339))
+	q.mu.Lock()
+	if _, ok := q.entries[env.ID]; ok {
+		heap.Push(&q.waiting, e)
+	}
+	q.mu.Unlock()
+}
+
+// backoff doubles from MinBackoff with each attempt, up to MaxBackoff.
+func (q *Queue) backoff(attempts int) time.Duration {
+	d := q.cfg.MinBackoff
+	for i := 1; i < attempts && d < q.cfg.MaxBackoff; i++ {
+		d *= 2
+	}
+	return min(d, q.cfg.MaxBackoff)
+}
+
+func domainOf(addr string) string {
+	return strings.ToLower(addr[strings.LastIndexByte(addr, '@')+1:])
+}
+
+// entryHeap orders waiting entries by next attempt.
+type entryHeap []*entry
+
+func (h entryHeap) Len() int { return len(h) }
+func (h entryHeap) Less(i, j int) bool {
+	return h[i].env.NextAttempt.Before(h[j].env.NextAttempt)
+}
+func (h entryHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index, h[j].index = i, j
+}
+func (h *entryHeap) Push(x any) {
+	e := x.(*entry)
+	e.index = len(*h)
+	*h = append(*h, e)
+}
+func (h *entryHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
+	e.index = -1
+	*h = old[:len(old)-1]
+	return e
+}
