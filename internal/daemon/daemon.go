@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"facteur/internal/config"
+	"facteur/internal/ctl"
 	"facteur/internal/durable"
 	"facteur/internal/maildir"
 	"facteur/internal/mx"
@@ -35,6 +36,7 @@ type Daemon struct {
 	tls   *tlsconf.Store
 	smtp  *smtpd.Server
 	queue *queue.Queue
+	ctl   net.Listener
 	addrs map[string][]net.Addr
 }
 
@@ -62,6 +64,9 @@ func Start(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	}
 	d := &Daemon{cfg: cfg, log: log, tls: ts, addrs: map[string][]net.Addr{}}
 	if d.queue, err = openQueue(cfg, log, store, d.users); err != nil {
+		return nil, err
+	}
+	if d.ctl, err = ctl.Listen(cfg.DataDir, d.queue, log); err != nil {
 		return nil, err
 	}
 	d.smtp = smtpd.New(smtpd.Options{
@@ -93,6 +98,7 @@ func Start(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 			la, err := d.smtp.Listen(b.name, b.role, b.tls, a)
 			if err != nil {
 				d.smtp.Shutdown(context.Background())
+				d.ctl.Close()
 				return nil, err
 			}
 			d.addrs[b.name] = append(d.addrs[b.name], la)
@@ -177,6 +183,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 func (d *Daemon) shutdown() error {
 	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.Limits.ShutdownGrace.Duration)
 	defer cancel()
+	d.ctl.Close()
 	err := d.smtp.Shutdown(ctx)
 	if err != nil {
 		d.log.Warn("stopped", "err", err)

@@ -82,3 +82,25 @@ func RemoveDir(dir, id string) error {
 	}
 	return sp.remove(id)
 }
+
+// FlushDir makes every message of a spool with no server running due as
+// soon as the server starts, and returns how many.
+func FlushDir(dir string) (int, error) {
+	sp := spool{dir: dir}
+	envs, err := readEnvelopes(&sp)
+	if err != nil {
+		return 0, err
+	}
+	now := time.Now()
+	for _, env := range envs {
+		env.NextAttempt = now
+		data, err := env.marshal()
+		if err == nil {
+			err = sp.update(data, env.ID)
+		}
+		if err != nil {
+			return 0, err
+		}
+	}
+	return len(envs), nil
+}

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"facteur/internal/config"
+	"facteur/internal/ctl"
+	"facteur/internal/queue"
+)
+
+const queueUsage = `usage: facteur queue [--config FILE] list | flush | remove ID
+
+Works on the running server through its control socket, or on the spool
+directly when the server is stopped.
+`
+
+func queueCmd(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("facteur queue", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, queueUsage) }
+	file := fs.String("config", config.DefaultFile(), "configuration `FILE` (TOML)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, err := config.Load(*file, config.Switches{})
+	if err != nil {
+		fmt.Fprintf(stderr, "facteur: %v\n", err)
+		return 2
+	}
+	sub, rest := fs.Arg(0), fs.Args()[min(1, fs.NArg()):]
+	if (sub == "remove") != (len(rest) == 1) || len(rest) > 1 {
+		fs.Usage()
+		return 2
+	}
+	spool := filepath.Join(cfg.DataDir, "queue")
+	req := ctl.Request{Cmd: sub}
+	if sub == "remove" {
+		req.ID = rest[0]
+	}
+	resp, err := ctl.Call(cfg.DataDir, req)
+	running := !errors.Is(err, ctl.ErrNotRunning)
+	if running && err != nil {
+		fmt.Fprintf(stderr, "facteur queue %s: %v\n", sub, err)
+		return 1
+	}
+	switch sub {
+	case "list":
+		envs := []queue.Envelope(nil)
+		if running {
+			envs = resp.Envelopes
+		} else if envs, err = queue.ListDir(spool); err != nil {
+			fmt.Fprintf(stderr, "facteur queue list: %v\n", err)
+			return 1
+		}
+		printQueue(stdout, envs, time.Now())
+	case "flush":
+		n := 0
+		if running {
+			n = resp.Count
+		} else if n, err = queue.FlushDir(spool); err != nil {
+			fmt.Fprintf(stderr, "facteur queue flush: %v\n", err)
+			return 1
+		}
+		when := "now"
+		if !running {
+			when = "at the server's next start"
+		}
+		fmt.Fprintf(stdout, "%d message(s) due %s\n", n, when)
+	case "remove":
+		if !running {
+			err = queue.RemoveDir(spool, req.ID)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "facteur queue remove: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "removed %s\n", req.ID)
+	default:
+		fs.Usage()
+		return 2
+	}
+	return 0
+}
+
+func printQueue(w io.Writer, envs []queue.Envelope, now time.Time) {
+	if len(envs) == 0 {
+		fmt.Fprintln(w, "queue is empty")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tAGE\tSIZE\tFROM\tATTEMPTS\tNEXT ATTEMPT")
+	for _, e := range envs {
+		next := "now"
+		if d := e.NextAttempt.Sub(now); d > 0 {
+			next = "in " + d.Round(time.Second).String()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t<%s>\t%d\t%s\n", e.ID, now.Sub(e.Arrival).Round(time.Second), e.Size, e.From, e.Attempts, next)
+		for _, r := range e.Rcpts {
+			last := ""
+			if r.LastError != "" {
+				last = strings.TrimSpace(fmt.Sprintf("last: %d %s %s (%s)", r.Code, r.Enhanced, oneLine(r.LastError), r.Host))
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t\t\t\t%s\n", r.Addr, r.State, last)
+		}
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "%d message(s)\n", len(envs))
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
