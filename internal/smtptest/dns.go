@@ -109,6 +109,12 @@ func (s *DNSServer) ServFail(name string) {
 	s.edit(name, func(n *dnsName) { n.rcode = dns.RcodeServerFailure })
 }
 
+// Recover undoes ServFail, NXDomain and Timeout: name answers with its
+// records again, as a name server does once its trouble is over.
+func (s *DNSServer) Recover(name string) {
+	s.edit(name, func(n *dnsName) { n.rcode, n.mute = dns.RcodeSuccess, false })
+}
+
 // Timeout makes queries for name go unanswered.
 func (s *DNSServer) Timeout(name string) {
 	s.edit(name, func(n *dnsName) { n.mute = true })
