@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 )
@@ -60,7 +61,8 @@ func parseEnvelope(b []byte, id string) (*Envelope, error) {
 	if err := dec.Decode(&e); err != nil {
 		return nil, fmt.Errorf("decode: %w", err)
 	}
-	if dec.More() {
+	// More would let a stray "}" or "]" through; only the end may follow.
+	if _, err := dec.Token(); err != io.EOF {
 		return nil, errors.New("trailing data after the envelope")
 	}
 	switch {
