@@ -75,9 +75,12 @@ func (s *spool) store(env *Envelope, header []byte, body io.Reader) (err error) 
 	if err != nil {
 		return fmt.Errorf("queue: store envelope %s: %w", env.ID, err)
 	}
-	if err := os.Rename(mf.Name(), s.msgPath(env.ID)); err != nil {
+	// A link, unlike a rename, never replaces a message already queued
+	// under the same id: NewID has only 24 random bits per microsecond.
+	if err := os.Link(mf.Name(), s.msgPath(env.ID)); err != nil {
 		return fmt.Errorf("queue: %w", err)
 	}
+	os.Remove(tmps[0])
 	tmps[0] = s.msgPath(env.ID)
 	if err := os.Rename(ef.Name(), s.envPath(env.ID)); err != nil {
 		return fmt.Errorf("queue: %w", err)
