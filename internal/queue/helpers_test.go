@@ -1,0 +1,279 @@
+package queue
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"facteur/internal/remote"
+)
+
+// call is one Deliver call as the fake transport saw it.
+type call struct {
+	domain string
+	ids    []string
+	froms  []string
+	rcpts  [][]string
+	data   [][]byte // what msg.Open() gave, read whole
+}
+
+// fakeTransport answers per recipient as rule says (Sent when rule is nil),
+// may hold a call until the test releases it, records every call and counts
+// how many calls run at once, per domain and in total.
+type fakeTransport struct {
+	mu    sync.Mutex
+	rule  func(domain, rcpt string) remote.Result
+	hold  func(n int, domain string) <-chan struct{} // n counts calls to domain from 1; nil: no hold
+	calls []call
+	n     map[string]int
+	act   map[string]int
+	maxAt map[string]int
+	total int
+	maxT  int
+}
+
+func newFake() *fakeTransport {
+	return &fakeTransport{n: map[string]int{}, act: map[string]int{}, maxAt: map[string]int{}}
+}
+
+func sent(string, string) remote.Result {
+	return remote.Result{Status: remote.Sent, Code: 250, Host: "mx.test"}
+}
+
+func transient(text string) remote.Result {
+	return remote.Result{Status: remote.Transient, Code: 451, Enhanced: "4.3.0", Text: text, Host: "mx.test"}
+}
+
+func permanent(text string) remote.Result {
+	return remote.Result{Status: remote.Permanent, Code: 550, Enhanced: "5.1.1", Text: text, Host: "mx.test"}
+}
+
+func (f *fakeTransport) setRule(rule func(domain, rcpt string) remote.Result) {
+	f.mu.Lock()
+	f.rule = rule
+	f.mu.Unlock()
+}
+
+func (f *fakeTransport) setHold(hold func(n int, domain string) <-chan struct{}) {
+	f.mu.Lock()
+	f.hold = hold
+	f.mu.Unlock()
+}
+
+func (f *fakeTransport) Deliver(ctx context.Context, domain string, msgs []*remote.Message) [][]remote.Result {
+	c := call{domain: domain}
+	for _, m := range msgs {
+		c.ids = append(c.ids, m.ID)
+		c.froms = append(c.froms, m.From)
+		c.rcpts = append(c.rcpts, slices.Clone(m.Rcpts))
+	}
+	f.mu.Lock()
+	f.n[domain]++
+	n := f.n[domain]
+	f.act[domain]++
+	f.maxAt[domain] = max(f.maxAt[domain], f.act[domain])
+	f.total++
+	f.maxT = max(f.maxT, f.total)
+	hold := f.hold
+	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		f.act[domain]--
+		f.total--
+		f.mu.Unlock()
+	}()
+
+	canceled := false
+	if hold != nil {
+		if ch := hold(n, domain); ch != nil {
+			select {
+			case <-ch:
+			case <-ctx.Done():
+				canceled = true
+			}
+		}
+	}
+	for _, m := range msgs {
+		var data []byte
+		if r, err := m.Open(); err == nil {
+			data, _ = io.ReadAll(r)
+			r.Close()
+		}
+		c.data = append(c.data, data)
+	}
+	f.mu.Lock()
+	rule := f.rule
+	f.calls = append(f.calls, c)
+	f.mu.Unlock()
+	if rule == nil {
+		rule = sent
+	}
+	out := make([][]remote.Result, len(msgs))
+	for i, m := range msgs {
+		for _, r := range m.Rcpts {
+			res := rule(domain, r)
+			if canceled {
+				res = transient("shutting down")
+			}
+			res.Rcpt = r
+			out[i] = append(out[i], res)
+		}
+	}
+	return out
+}
+
+// started counts the calls to domain begun so far, held ones included.
+func (f *fakeTransport) started(domain string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.n[domain]
+}
+
+func (f *fakeTransport) callList() []call {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.calls)
+}
+
+// callsTo lists the calls to one domain.
+func (f *fakeTransport) callsTo(domain string) []call {
+	var out []call
+	for _, c := range f.callList() {
+		if c.domain == domain {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// deliveries counts how many times each message id was handed over.
+func (f *fakeTransport) deliveries() map[string]int {
+	out := map[string]int{}
+	for _, c := range f.callList() {
+		for _, id := range c.ids {
+			out[id]++
+		}
+	}
+	return out
+}
+
+func testConfig(dir string, tr Transport) Config {
+	return Config{
+		Dir:        dir,
+		Hostname:   "mx.facteur.test",
+		Workers:    8,
+		PerDomain:  2,
+		MinBackoff: 50 * time.Millisecond,
+		MaxBackoff: 200 * time.Millisecond,
+		Lifetime:   time.Hour,
+		Transport:  tr,
+		Log:        slog.New(slog.DiscardHandler),
+	}
+}
+
+func openQueue(t testing.TB, cfg Config) *Queue {
+	t.Helper()
+	q, err := Open(cfg)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	return q
+}
+
+// run starts the scheduler; the returned stop cancels it and waits for Run
+// to return (also done at cleanup).
+func run(t testing.TB, q *Queue) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		q.Run(ctx)
+		close(done)
+	}()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				t.Errorf("Run did not return after its context ended")
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// waitFor polls cond until it holds, failing the test after a generous
+// deadline so that a hang becomes a failure.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// enqueue queues a small message and returns its id and stored bytes.
+func enqueue(t testing.TB, q *Queue, from string, rcpts ...string) (string, []byte) {
+	t.Helper()
+	id := NewID()
+	header := []byte("Received: from client.test by mx.facteur.test with " + id + "\r\n")
+	body := "From: <" + from + ">\r\nTo: " + strings.Join(rcpts, ", ") + "\r\nSubject: test " + id + "\r\n\r\nHello.\r\n"
+	if err := q.Enqueue(Message{ID: id, From: from, Rcpts: rcpts}, header, strings.NewReader(body), nil); err != nil {
+		t.Fatalf("Enqueue: %v", err)
+	}
+	return id, append(header, body...)
+}
+
+// files lists the regular files of dir (not of corrupt/), sorted.
+func files(t testing.TB, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, de := range ents {
+		if !de.IsDir() {
+			out = append(out, de.Name())
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func emptySpool(t testing.TB, dir string) func() bool {
+	return func() bool { return len(files(t, dir)) == 0 }
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// readEnv reads the envelope file of id as the spool holds it now.
+func readEnv(t testing.TB, dir, id string) *Envelope {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, id+envExt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := parseEnvelope(b, id)
+	if err != nil {
+		t.Fatalf("envelope of %s on disk: %v\n%s", id, err, b)
+	}
+	return env
+}

@@ -1,0 +1,742 @@
+package queue
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/mail"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"testing/iotest"
+	"time"
+
+	"facteur/internal/remote"
+)
+
+func TestEnqueueDurableThenDelivered(t *testing.T) {
+	dir := t.TempDir()
+	tr := newFake()
+	q := openQueue(t, testConfig(dir, tr))
+
+	id := NewID()
+	header := []byte("Received: from client.test\r\n")
+	body := "Subject: hi\r\n\r\nBody with an 8-bit octet \xe9 and no final newline"
+	err := q.Enqueue(Message{ID: id, From: "alice@sender.test", Rcpts: []string{"bob@dest.test", "BOB@dest.test", "carol@dest.test"}, EightBit: true},
+		header, strings.NewReader(body), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := append(slices.Clone(header), body...)
+	got, err := os.ReadFile(filepath.Join(dir, id+msgExt))
+	if err != nil {
+		t.Fatalf("message file after Enqueue: %v", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("message file = %q, want %q", got, want)
+	}
+	env := readEnv(t, dir, id)
+	if env.From != "alice@sender.test" || env.Size != int64(len(want)) || !env.EightBit || env.Attempts != 0 {
+		t.Errorf("envelope = %+v", env)
+	}
+	if len(env.Rcpts) != 2 || env.Rcpts[0].Addr != "bob@dest.test" || env.Rcpts[1].Addr != "carol@dest.test" {
+		t.Errorf("recipients = %+v, want bob and carol once each", env.Rcpts)
+	}
+	for _, r := range env.Rcpts {
+		if r.State != Pending {
+			t.Errorf("%s: state %s, want pending", r.Addr, r.State)
+		}
+	}
+	if l := q.List(); len(l) != 1 || l[0].ID != id {
+		t.Errorf("List = %+v", l)
+	}
+
+	run(t, q)
+	waitFor(t, "the spool to empty", emptySpool(t, dir))
+	calls := tr.callList()
+	if len(calls) != 1 {
+		t.Fatalf("%d calls, want 1: %+v", len(calls), calls)
+	}
+	c := calls[0]
+	if c.domain != "dest.test" || !slices.Equal(c.ids, []string{id}) || c.froms[0] != "alice@sender.test" ||
+		!slices.Equal(c.rcpts[0], []string{"bob@dest.test", "carol@dest.test"}) {
+		t.Errorf("call = %+v", c)
+	}
+	if !bytes.Equal(c.data[0], want) {
+		t.Errorf("transport read %q, want %q", c.data[0], want)
+	}
+	waitFor(t, "List to empty", func() bool { return len(q.List()) == 0 })
+}
+
+func TestEnqueueBodyErrorLeavesNothing(t *testing.T) {
+	dir := t.TempDir()
+	q := openQueue(t, testConfig(dir, newFake()))
+	boom := errors.New("client went away")
+	body := io.MultiReader(strings.NewReader("Subject: x\r\n\r\nhalf a bo"), iotest.ErrReader(boom))
+	err := q.Enqueue(Message{ID: NewID(), From: "a@b.test", Rcpts: []string{"c@d.test"}}, []byte("Received: x\r\n"), body, nil)
+	if !errors.Is(err, boom) {
+		t.Fatalf("Enqueue error = %v, want one wrapping %v", err, boom)
+	}
+	if f := files(t, dir); len(f) != 0 {
+		t.Errorf("spool holds %v after a failed Enqueue", f)
+	}
+	if l := q.List(); len(l) != 0 {
+		t.Errorf("List = %+v", l)
+	}
+}
+
+func TestEnqueueRefusesBadInput(t *testing.T) {
+	dir := t.TempDir()
+	q := openQueue(t, testConfig(dir, newFake()))
+	for _, m := range []Message{
+		{ID: "not-an-id", From: "a@b.test", Rcpts: []string{"c@d.test"}},
+		{ID: "../../etc/passwd", From: "a@b.test", Rcpts: []string{"c@d.test"}},
+		{ID: NewID(), From: "a@b.test"},
+	} {
+		if err := q.Enqueue(m, nil, strings.NewReader("x"), nil); err == nil {
+			t.Errorf("Enqueue(%+v) accepted", m)
+		}
+	}
+	if f := files(t, dir); len(f) != 0 {
+		t.Errorf("spool holds %v", f)
+	}
+}
+
+func TestEnqueueAlso(t *testing.T) {
+	dir := t.TempDir()
+	tr := newFake()
+	q := openQueue(t, testConfig(dir, tr))
+
+	var seen []byte
+	id := NewID()
+	err := q.Enqueue(Message{ID: id, From: "a@b.test", Rcpts: []string{"c@d.test"}}, []byte("H: 1\r\n"), strings.NewReader("\r\nbody\r\n"),
+		func(stored io.Reader) error {
+			var err error
+			seen, err = io.ReadAll(stored)
+			return err
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(seen) != "H: 1\r\n\r\nbody\r\n" {
+		t.Errorf("also read %q", seen)
+	}
+
+	local := errors.New("maildir full")
+	id2 := NewID()
+	err = q.Enqueue(Message{ID: id2, From: "a@b.test", Rcpts: []string{"c@d.test"}}, nil, strings.NewReader("x\r\n"),
+		func(io.Reader) error { return local })
+	if !errors.Is(err, local) {
+		t.Fatalf("Enqueue error = %v, want %v", err, local)
+	}
+	if exists(filepath.Join(dir, id2+msgExt)) || exists(filepath.Join(dir, id2+envExt)) {
+		t.Error("a message whose also failed stayed in the spool")
+	}
+	run(t, q)
+	waitFor(t, "the spool to empty", emptySpool(t, dir))
+	if d := tr.deliveries(); d[id2] != 0 || d[id] != 1 {
+		t.Errorf("deliveries = %v", d)
+	}
+}
+
+func TestTransientThenRetried(t *testing.T) {
+	dir := t.TempDir()
+	tr := newFake()
+	tr.setRule(func(string, string) remote.Result { return transient("mailbox busy, try later") })
+	release := make(chan struct{})
+	tr.setHold(func(n int, _ string) <-chan struct{} {
+		if n >= 2 {
+			return release // hold the retry while the test reads the spool
+		}
+		return nil
+	})
+	q := openQueue(t, testConfig(dir, tr))
+	run(t, q)
+	before := time.Now()
+	id, data := enqueue(t, q, "alice@sender.test", "bob@dest.test")
+
+	waitFor(t, "the retry to start", func() bool { return tr.started("dest.test") == 2 })
+	env := readEnv(t, dir, id)
+	r := env.Rcpts[0]
+	if env.Attempts != 1 || r.State != Pending || !strings.Contains(r.LastError, "mailbox busy, try later") ||
+		r.Code != 451 || r.Host != "mx.test" {
+		t.Errorf("envelope after a transient failure = %+v", env)
+	}
+	if !r.LastAttempt.After(before) || !env.NextAttempt.After(r.LastAttempt) {
+		t.Errorf("last attempt %v, next attempt %v: want the next after the last", r.LastAttempt, env.NextAttempt)
+	}
+	if !exists(filepath.Join(dir, id+msgExt)) {
+		t.Error("message file gone after a transient failure")
+	}
+
+	tr.setRule(nil)
+	close(release)
+	waitFor(t, "the spool to empty", emptySpool(t, dir))
+	calls := tr.callList()
+	if len(calls) != 2 {
+		t.Fatalf("%d calls, want 2", len(calls))
+	}
+	if !bytes.Equal(calls[1].data[0], data) {
+		t.Errorf("retry sent %q, want %q", calls[1].data[0], data)
+	}
+}
+
+// bounceParts parses a bounce and returns its header, the human part and
+// the delivery-status part.
+func bounceParts(t *testing.T, data []byte) (mail.Header, string, string) {
+	t.Helper()
+	m, err := mail.ReadMessage(bytes.NewReader(data))
+	if err != nil {
+		t.Fatalf("bounce does not parse: %v\n%s", err, data)
+	}
+	mt, params, err := mime.ParseMediaType(m.Header.Get("Content-Type"))
+	if err != nil || mt != "multipart/report" || params["report-type"] != "delivery-status" {
+		t.Fatalf("bounce Content-Type %q (%v)", m.Header.Get("Content-Type"), err)
+	}
+	mr := multipart.NewReader(m.Body, params["boundary"])
+	var human, status string
+	for {
+		p, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("bounce part: %v", err)
+		}
+		b, err := io.ReadAll(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ct, _, _ := mime.ParseMediaType(p.Header.Get("Content-Type"))
+		switch ct {
+		case "text/plain":
+			human = string(b)
+		case "message/delivery-status":
+			status = string(b)
+		}
+	}
+	if human == "" || status == "" {
+		t.Fatalf("bounce lacks a part:\n%s", data)
+	}
+	return m.Header, human, status
+}
+
+func TestPermanentFailureBounced(t *testing.T) {
+	dir := t.TempDir()
+	tr := newFake()
+	tr.setRule(func(domain, rcpt string) remote.Result {
+		if rcpt == "nobody@dest.test" {
+			return permanent("<nobody@dest.test>: no such user here")
+		}
+		return sent(domain, rcpt)
+	})
+	q := openQueue(t, testConfig(dir, tr))
+	run(t, q)
+	id, _ := enqueue(t, q, "alice@sender.test", "bob@dest.test", "nobody@dest.test")
+
+	waitFor(t, "the spool to empty", emptySpool(t, dir))
+	dest := tr.callsTo("dest.test")
+	if len(dest) != 1 || !slices.Equal(dest[0].ids, []string{id}) ||
+		!slices.Equal(dest[0].rcpts[0], []string{"bob@dest.test", "nobody@dest.test"}) {
+		t.Fatalf("calls to dest.test = %+v", dest)
+	}
+	back := tr.callsTo("sender.test")
+	if len(back) != 1 || len(back[0].ids) != 1 {
+		t.Fatalf("calls to sender.test = %+v, want one bounce", back)
+	}
+	if back[0].froms[0] != "" || !slices.Equal(back[0].rcpts[0], []string{"alice@sender.test"}) {
+		t.Errorf("bounce from %q to %v, want from <> to alice", back[0].froms[0], back[0].rcpts[0])
+	}
+	h, human, status := bounceParts(t, back[0].data[0])
+	if !strings.Contains(h.Get("To"), "alice@sender.test") {
+		t.Errorf("bounce To: %q", h.Get("To"))
+	}
+	if !strings.Contains(human, "no such user here") {
+		t.Errorf("bounce text lacks the remote reply:\n%s", human)
+	}
+	for _, want := range []string{"Final-Recipient: rfc822; nobody@dest.test", "Status: 5.1.1", "Action: failed", "X-Queue-ID: " + id} {
+		if !strings.Contains(status, want) {
+			t.Errorf("delivery status lacks %q:\n%s", want, status)
+		}
+	}
+	if strings.Contains(status, "bob@dest.test") {
+		t.Errorf("delivery status names the recipient that was sent:\n%s", status)
+	}
+	if len(tr.callList()) != 2 {
+		t.Errorf("calls = %+v", tr.callList())
+	}
+}
+
+func TestLifetimeExpiryBouncedOnce(t *testing.T) {
+	dir := t.TempDir()
+	tr := newFake()
+	tr.setRule(func(domain, rcpt string) remote.Result {
+		if domain == "dest.test" {
+			return transient("greylisted, come back later")
+		}
+		return sent(domain, rcpt)
+	})
+	cfg := testConfig(dir, tr)
+	cfg.Lifetime = time.Nanosecond // past its lifetime at the first attempt
+	q := openQueue(t, cfg)
+	run(t, q)
+	id, _ := enqueue(t, q, "alice@sender.test", "bob@dest.test")
+
+	waitFor(t, "the spool to empty", emptySpool(t, dir))
+	if n := len(tr.callsTo("dest.test")); n != 1 {
+		t.Errorf("%d calls to dest.test, want 1", n)
+	}
+	back := tr.callsTo("sender.test")
+	if len(back) != 1 {
+		t.Fatalf("%d bounces, want 1", len(back))
+	}
+	_, human, status := bounceParts(t, back[0].data[0])
+	if !strings.Contains(status, "Status: 5.4.7") || !strings.Contains(status, "Final-Recipient: rfc822; bob@dest.test") {
+		t.Errorf("delivery status:\n%s", status)
+	}
+	if !strings.Contains(human, "greylisted, come back later") {
+		t.Errorf("bounce text lacks the last error:\n%s", human)
+	}
+	if strings.Contains(status, "Status: 4.") {
+		t.Errorf("a failed recipient reported with a 4.x.x status:\n%s", status)
+	}
+	_ = id
+}
+
+func TestBounceNeverBounced(t *testing.T) {
+	dir := t.TempDir()
+	tr := newFake()
+	tr.setRule(func(string, string) remote.Result { return permanent("no such user") })
+	q := openQueue(t, testConfig(dir, tr))
+	run(t, q)
+	id, _ := enqueue(t, q, "", "postmaster@dest.test")
+	waitFor(t, "the spool to empty", emptySpool(t, dir))
+	waitFor(t, "List to empty", func() bool { return len(q.List()) == 0 })
+	calls := tr.callList()
+	if len(calls) != 1 || calls[0].domain != "dest.test" || calls[0].ids[0] != id {
+		t.Errorf("calls = %+v, want only the bounce's own attempt", calls)
+	}
+}
+
+func TestRestartDeliversEachOnce(t *testing.T) {
+	dir := t.TempDir()
+	failing := newFake()
+	failing.setRule(func(string, string) remote.Result { return transient("try later") })
+	q := openQueue(t, testConfig(dir, failing))
+	stop := run(t, q)
+	want := map[string][]byte{}
+	for i := 0; i < 5; i++ {
+		id, data := enqueue(t, q, "alice@sender.test", "bob@dest.test", "carol@other.test")
+		want[id] = data
+	}
+	waitFor(t, "an attempt of each message", func() bool {
+		for _, env := range q.List() {
+			if env.Attempts == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	stop()
+
+	working := newFake()
+	q2 := openQueue(t, testConfig(dir, working))
+	l := q2.List()
+	if len(l) != len(want) {
+		t.Fatalf("List after restart has %d messages, want %d", len(l), len(want))
+	}
+	for _, env := range l {
+		if want[env.ID] == nil || env.Attempts == 0 {
+			t.Errorf("after restart: %+v", env)
+		}
+	}
+	run(t, q2)
+	waitFor(t, "the spool to empty", emptySpool(t, dir))
+	waitFor(t, "List to empty", func() bool { return len(q2.List()) == 0 })
+	for _, domain := range []string{"dest.test", "other.test"} {
+		got := map[string]int{}
+		for _, c := range working.callsTo(domain) {
+			for i, id := range c.ids {
+				got[id]++
+				if !bytes.Equal(c.data[i], want[id]) {
+					t.Errorf("%s after restart: sent %q, want %q", id, c.data[i], want[id])
+				}
+			}
+		}
+		for id := range want {
+			if got[id] != 1 {
+				t.Errorf("%s delivered %d times to %s, want once", id, got[id], domain)
+			}
+		}
+	}
+}
+
+func TestStartupCleaning(t *testing.T) {
+	dir := t.TempDir()
+	q := openQueue(t, testConfig(dir, newFake()))
+	good, data := enqueue(t, q, "alice@sender.test", "bob@dest.test")
+
+	orphan, corrupt, lonely := NewID(), NewID(), NewID()
+	write := func(name, content string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(".tmp-xyz", "half written")
+	write(orphan+msgExt, "never acknowledged")
+	write(corrupt+msgExt, "Subject: x\r\n\r\n")
+	write(corrupt+envExt, `{"id": "`+corrupt+`", "rcpts": [`)
+	write(lonely+envExt, string(mustMarshal(t, &Envelope{ID: lonely, Arrival: time.Now(), Rcpts: []Rcpt{{Addr: "x@y.test", State: Pending}}})))
+	write("hello.txt", "hello")
+
+	tr := newFake()
+	q2 := openQueue(t, testConfig(dir, tr))
+	if l := q2.List(); len(l) != 1 || l[0].ID != good {
+		t.Errorf("List after Open = %+v, want only %s", l, good)
+	}
+	for _, gone := range []string{".tmp-xyz", orphan + msgExt, corrupt + msgExt, corrupt + envExt, lonely + envExt, "hello.txt"} {
+		if exists(filepath.Join(dir, gone)) {
+			t.Errorf("%s still in the spool", gone)
+		}
+	}
+	for _, aside := range []string{corrupt + msgExt, corrupt + envExt, lonely + envExt, "hello.txt"} {
+		if !exists(filepath.Join(dir, "corrupt", aside)) {
+			t.Errorf("%s not moved to corrupt/", aside)
+		}
+	}
+	if exists(filepath.Join(dir, "corrupt", orphan+msgExt)) || exists(filepath.Join(dir, "corrupt", ".tmp-xyz")) {
+		t.Error("a leftover of a crash was kept in corrupt/")
+	}
+
+	run(t, q2)
+	waitFor(t, "the spool to empty", emptySpool(t, dir))
+	if c := tr.callList(); len(c) != 1 || c[0].ids[0] != good || !bytes.Equal(c[0].data[0], data) {
+		t.Errorf("calls = %+v", c)
+	}
+	// A second start finds corrupt/ and leaves it alone.
+	openQueue(t, testConfig(dir, tr))
+	if !exists(filepath.Join(dir, "corrupt", "hello.txt")) {
+		t.Error("corrupt/ emptied by a second Open")
+	}
+}
+
+func mustMarshal(t testing.TB, env *Envelope) []byte {
+	t.Helper()
+	b, err := env.marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestPerDomainLimitAndBatching(t *testing.T) {
+	dir := t.TempDir()
+	tr := newFake()
+	release := make(chan struct{})
+	tr.setHold(func(_ int, domain string) <-chan struct{} {
+		if domain == "slow.test" {
+			return release
+		}
+		return nil
+	})
+	cfg := testConfig(dir, tr)
+	cfg.PerDomain = 1
+	q := openQueue(t, cfg)
+	run(t, q)
+
+	var ids []string
+	id, _ := enqueue(t, q, "alice@sender.test", "r0@slow.test")
+	ids = append(ids, id)
+	waitFor(t, "the first call to slow.test", func() bool {
+		tr.mu.Lock()
+		defer tr.mu.Unlock()
+		return tr.act["slow.test"] == 1
+	})
+	for i := 1; i < 10; i++ {
+		id, _ := enqueue(t, q, "alice@sender.test", "r"+string(rune('0'+i))+"@slow.test")
+		ids = append(ids, id)
+	}
+	fast, _ := enqueue(t, q, "alice@sender.test", "x@fast.test")
+	waitFor(t, "fast.test to be served while slow.test is held", func() bool {
+		return !exists(filepath.Join(dir, fast+envExt))
+	})
+	for _, id := range ids {
+		if !exists(filepath.Join(dir, id+msgExt)) {
+			t.Fatalf("%s left the spool while its domain was held", id)
+		}
+	}
+	close(release)
+	waitFor(t, "the spool to empty", emptySpool(t, dir))
+
+	tr.mu.Lock()
+	maxSlow := tr.maxAt["slow.test"]
+	tr.mu.Unlock()
+	if maxSlow != 1 {
+		t.Errorf("%d calls at once to slow.test, want at most 1", maxSlow)
+	}
+	slow := tr.callsTo("slow.test")
+	batched := false
+	for _, c := range slow {
+		batched = batched || len(c.ids) > 1
+	}
+	if !batched || len(slow) >= 10 {
+		t.Errorf("%d calls to slow.test, none carrying several messages", len(slow))
+	}
+	d := tr.deliveries()
+	for _, id := range ids {
+		if d[id] != 1 {
+			t.Errorf("%s delivered %d times", id, d[id])
+		}
+	}
+}
+
+func TestTwoDomainsInOneMessage(t *testing.T) {
+	dir := t.TempDir()
+	tr := newFake()
+	release := make(chan struct{})
+	tr.setHold(func(_ int, domain string) <-chan struct{} {
+		if domain == "b.test" {
+			return release
+		}
+		return nil
+	})
+	q := openQueue(t, testConfig(dir, tr))
+	run(t, q)
+	id, data := enqueue(t, q, "alice@sender.test", "x@a.test", "y@B.test", "z@a.test")
+	waitFor(t, "the call to a.test", func() bool { return len(tr.callsTo("a.test")) == 1 })
+	if !exists(filepath.Join(dir, id+msgExt)) || !exists(filepath.Join(dir, id+envExt)) {
+		t.Fatal("message left the spool before all its domains were done")
+	}
+	close(release)
+	waitFor(t, "the spool to empty", emptySpool(t, dir))
+	a, b := tr.callsTo("a.test"), tr.callsTo("b.test")
+	if len(a) != 1 || len(b) != 1 {
+		t.Fatalf("calls: a.test %d, b.test %d, want one each", len(a), len(b))
+	}
+	if !slices.Equal(a[0].rcpts[0], []string{"x@a.test", "z@a.test"}) || !slices.Equal(b[0].rcpts[0], []string{"y@B.test"}) {
+		t.Errorf("recipients: a.test %v, b.test %v", a[0].rcpts, b[0].rcpts)
+	}
+	if !bytes.Equal(a[0].data[0], data) || !bytes.Equal(b[0].data[0], data) {
+		t.Error("a domain got other bytes than enqueued")
+	}
+}
+
+// A recipient already sent is not tried again when another domain retries.
+func TestOnlyPendingRetried(t *testing.T) {
+	dir := t.TempDir()
+	tr := newFake()
+	tr.setRule(func(domain, rcpt string) remote.Result {
+		if domain == "b.test" {
+			return transient("later")
+		}
+		return sent(domain, rcpt)
+	})
+	q := openQueue(t, testConfig(dir, tr))
+	run(t, q)
+	id, _ := enqueue(t, q, "alice@sender.test", "x@a.test", "y@b.test")
+	waitFor(t, "two attempts at b.test", func() bool { return len(tr.callsTo("b.test")) >= 2 })
+	tr.setRule(nil)
+	waitFor(t, "the spool to empty", emptySpool(t, dir))
+	if n := len(tr.callsTo("a.test")); n != 1 {
+		t.Errorf("a.test called %d times, want once", n)
+	}
+	_ = id
+}
+
+func TestFlush(t *testing.T) {
+	dir := t.TempDir()
+	tr := newFake()
+	tr.setRule(func(string, string) remote.Result { return transient("later") })
+	cfg := testConfig(dir, tr)
+	cfg.MinBackoff, cfg.MaxBackoff = time.Hour, 2*time.Hour
+	q := openQueue(t, cfg)
+	run(t, q)
+	id, _ := enqueue(t, q, "alice@sender.test", "bob@dest.test")
+	waitFor(t, "the first attempt to be recorded", func() bool {
+		b, err := os.ReadFile(filepath.Join(dir, id+envExt))
+		env, perr := parseEnvelope(b, id)
+		return err == nil && perr == nil && env.Attempts == 1
+	})
+	if env := readEnv(t, dir, id); !env.NextAttempt.After(time.Now().Add(30 * time.Minute)) {
+		t.Errorf("next attempt %v, want about an hour away", env.NextAttempt)
+	}
+	tr.setRule(nil)
+	// The entry goes back to the waiting heap just after its envelope is
+	// written: flush until it is there.
+	waitFor(t, "Flush to find the message", func() bool { return q.Flush() == 1 })
+	waitFor(t, "the spool to empty", emptySpool(t, dir))
+	if n := tr.deliveries()[id]; n != 2 {
+		t.Errorf("%d attempts, want 2", n)
+	}
+}
+
+func TestRemove(t *testing.T) {
+	dir := t.TempDir()
+	tr := newFake()
+	q := openQueue(t, testConfig(dir, tr))
+	keep, _ := enqueue(t, q, "alice@sender.test", "bob@dest.test")
+	gone, _ := enqueue(t, q, "alice@sender.test", "carol@dest.test")
+	if err := q.Remove(gone); err != nil {
+		t.Fatalf("Remove: %v", err)
+	}
+	if exists(filepath.Join(dir, gone+msgExt)) || exists(filepath.Join(dir, gone+envExt)) {
+		t.Error("removed message still on disk")
+	}
+	if l := q.List(); len(l) != 1 || l[0].ID != keep {
+		t.Errorf("List = %+v, want only %s", l, keep)
+	}
+	if err := q.Remove(gone); !errors.Is(err, ErrUnknown) {
+		t.Errorf("second Remove = %v, want ErrUnknown", err)
+	}
+	if err := q.Remove(NewID()); !errors.Is(err, ErrUnknown) {
+		t.Errorf("Remove of an unknown id = %v, want ErrUnknown", err)
+	}
+	if err := q.Remove("../x"); !errors.Is(err, ErrUnknown) {
+		t.Errorf("Remove of a bad id = %v, want ErrUnknown", err)
+	}
+	run(t, q)
+	waitFor(t, "the spool to empty", emptySpool(t, dir))
+	if d := tr.deliveries(); d[gone] != 0 || d[keep] != 1 {
+		t.Errorf("deliveries = %v", d)
+	}
+}
+
+func TestRemoveDuringDelivery(t *testing.T) {
+	dir := t.TempDir()
+	tr := newFake()
+	release := make(chan struct{})
+	tr.setHold(func(int, string) <-chan struct{} { return release })
+	q := openQueue(t, testConfig(dir, tr))
+	run(t, q)
+	id, _ := enqueue(t, q, "alice@sender.test", "bob@dest.test")
+	waitFor(t, "the delivery to start", func() bool {
+		tr.mu.Lock()
+		defer tr.mu.Unlock()
+		return tr.total == 1
+	})
+	if err := q.Remove(id); err == nil || errors.Is(err, ErrUnknown) {
+		t.Errorf("Remove during delivery = %v, want a try-again error", err)
+	}
+	close(release)
+	waitFor(t, "the spool to empty", emptySpool(t, dir))
+}
+
+func TestListDirRemoveDir(t *testing.T) {
+	dir := t.TempDir()
+	q := openQueue(t, testConfig(dir, newFake()))
+	a, _ := enqueue(t, q, "alice@sender.test", "bob@dest.test")
+	b, _ := enqueue(t, q, "", "carol@dest.test")
+	if err := os.WriteFile(filepath.Join(dir, "hello.txt"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	l, err := ListDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(l) != 2 || l[0].ID != a || l[1].ID != b || l[1].From != "" {
+		t.Fatalf("ListDir = %+v", l)
+	}
+	if err := RemoveDir(dir, a); err != nil {
+		t.Fatalf("RemoveDir: %v", err)
+	}
+	if exists(filepath.Join(dir, a+msgExt)) || exists(filepath.Join(dir, a+envExt)) {
+		t.Error("RemoveDir left files")
+	}
+	if err := RemoveDir(dir, a); !errors.Is(err, ErrUnknown) {
+		t.Errorf("RemoveDir twice = %v, want ErrUnknown", err)
+	}
+	if err := RemoveDir(dir, "../../x"); err == nil {
+		t.Error("RemoveDir accepted a path")
+	}
+	if l, err := ListDir(dir); err != nil || len(l) != 1 || l[0].ID != b {
+		t.Errorf("ListDir after RemoveDir = %+v, %v", l, err)
+	}
+	if !exists(filepath.Join(dir, "hello.txt")) {
+		t.Error("ListDir or RemoveDir touched a foreign file")
+	}
+	if _, err := ListDir(filepath.Join(dir, "missing")); err == nil {
+		t.Error("ListDir of a missing directory: no error")
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	q := &Queue{cfg: Config{MinBackoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond}}
+	d := &Queue{cfg: Config{MinBackoff: 5 * time.Minute, MaxBackoff: time.Hour}}
+	for _, tc := range []struct {
+		q        *Queue
+		attempts int
+		want     time.Duration
+	}{
+		{q, 0, 50 * time.Millisecond},
+		{q, 1, 50 * time.Millisecond},
+		{q, 2, 100 * time.Millisecond},
+		{q, 3, 200 * time.Millisecond},
+		{q, 4, 200 * time.Millisecond},
+		{q, 1000, 200 * time.Millisecond},
+		{d, 1, 5 * time.Minute},
+		{d, 2, 10 * time.Minute},
+		{d, 3, 20 * time.Minute},
+		{d, 4, 40 * time.Minute},
+		{d, 5, time.Hour},
+		{d, 6, time.Hour},
+		{d, 1 << 30, time.Hour},
+	} {
+		if got := tc.q.backoff(tc.attempts); got != tc.want {
+			t.Errorf("backoff(%d) with %v..%v = %v, want %v", tc.attempts, tc.q.cfg.MinBackoff, tc.q.cfg.MaxBackoff, got, tc.want)
+		}
+	}
+}
+
+// An id already in the spool is refused, never replaces the message.
+func TestEnqueueDuplicateID(t *testing.T) {
+	dir := t.TempDir()
+	tr := newFake()
+	q := openQueue(t, testConfig(dir, tr))
+	id, data := enqueue(t, q, "alice@sender.test", "bob@dest.test")
+	err := q.Enqueue(Message{ID: id, From: "mallory@sender.test", Rcpts: []string{"eve@dest.test"}}, nil, strings.NewReader("other\r\n"), nil)
+	if !errors.Is(err, os.ErrExist) {
+		t.Errorf("Enqueue of a queued id = %v, want an error wrapping ErrExist", err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(dir, id+msgExt)); !bytes.Equal(got, data) {
+		t.Errorf("message file now %q, want %q", got, data)
+	}
+	if env := readEnv(t, dir, id); env.From != "alice@sender.test" {
+		t.Errorf("envelope replaced: %+v", env)
+	}
+	if f := files(t, dir); len(f) != 2 {
+		t.Errorf("spool holds %v", f)
+	}
+	run(t, q)
+	waitFor(t, "the spool to empty", emptySpool(t, dir))
+	if c := tr.callList(); len(c) != 1 || !bytes.Equal(c[0].data[0], data) {
+		t.Errorf("calls = %+v", c)
+	}
+}
+
+// An envelope with nothing left to do (all recipients sent or failed) is
+// finished off after a restart, without a delivery or a bounce.
+func TestNothingPendingRemoved(t *testing.T) {
+	dir := t.TempDir()
+	id := NewID()
+	env := &Envelope{ID: id, From: "alice@sender.test", Arrival: time.Now(), Rcpts: []Rcpt{
+		{Addr: "bob@dest.test", State: Sent}, {Addr: "carol@dest.test", State: Failed}}}
+	if err := os.WriteFile(filepath.Join(dir, id+envExt), mustMarshal(t, env), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, id+msgExt), []byte("x\r\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tr := newFake()
+	q := openQueue(t, testConfig(dir, tr))
+	run(t, q)
+	waitFor(t, "the spool to empty", emptySpool(t, dir))
+	waitFor(t, "List to empty", func() bool { return len(q.List()) == 0 })
+	if c := tr.callList(); len(c) != 0 {
+		t.Errorf("calls = %+v", c)
+	}
+}
