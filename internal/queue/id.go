@@ -15,13 +15,14 @@ const idAlphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 var idEncoding = base32.NewEncoding(idAlphabet).WithPadding(base32.NoPadding)
 
 // NewID returns a message id: 16 characters, sortable by arrival time
-// (microseconds, 56 bits) and made unique by 24 random bits, so two ids
-// made in the same microsecond collide once in 16 million; the spool
-// refuses an id it already holds rather than replace a message. It names
-// the message in replies, logs, Received headers and spool file names.
+// (milliseconds, 48 bits) and made unique by 32 random bits, so that ids
+// made by several processes or hosts in the same millisecond do not
+// collide in practice; the spool still refuses an id it already holds
+// rather than replace a message. It names the message in replies, logs,
+// Received headers and spool file names.
 func NewID() string {
 	var b [10]byte
-	binary.BigEndian.PutUint64(b[:8], uint64(time.Now().UnixMicro())<<8)
-	rand.Read(b[7:])
+	binary.BigEndian.PutUint64(b[:8], uint64(time.Now().UnixMilli())<<16)
+	rand.Read(b[6:])
 	return idEncoding.EncodeToString(b[:])
 }

@@ -176,9 +176,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // Conns is the number of open client connections.
 func (s *Server) Conns() int { return s.cs.count() }
 
-// slogPrinter takes go-smtp's log lines (failed handshakes, broken
-// connections) into our log.
+// slogPrinter takes go-smtp's log lines into our log. They are about
+// clients that broke off (reset, failed handshake): worth seeing, not a
+// warning about the server.
 type slogPrinter struct{ log *slog.Logger }
 
-func (p slogPrinter) Printf(format string, v ...any) { p.log.Warn(fmt.Sprintf(format, v...)) }
-func (p slogPrinter) Println(v ...any)               { p.log.Warn(fmt.Sprint(v...)) }
+func (p slogPrinter) Printf(format string, v ...any) { p.log.Info(fmt.Sprintf(format, v...)) }
+func (p slogPrinter) Println(v ...any)               { p.log.Info(fmt.Sprint(v...)) }
