@@ -153,3 +153,13 @@ func TestParseDuration(t *testing.T) {
 		}
 	}
 }
+
+func TestExampleConfigLoads(t *testing.T) {
+	c, err := Load("../../facteur.example.toml", Switches{})
+	if err != nil {
+		t.Fatalf("the shipped example does not load: %v", err)
+	}
+	if c.Hostname != "mx.example.org" || c.Listen.SMTP[0] != ":25" || c.Outbound.Lifetime.Duration != 5*24*time.Hour {
+		t.Errorf("example read wrong: %+v", c)
+	}
+}

@@ -77,6 +77,14 @@ type item struct {
 
 // Open loads the spool in dir (creating it) and schedules what it holds.
 func Open(cfg Config) (*Queue, error) {
+	switch {
+	case cfg.Workers < 1 || cfg.PerDomain < 1:
+		return nil, errors.New("queue: workers and per-domain limit must be at least 1")
+	case cfg.MinBackoff <= 0 || cfg.MaxBackoff < cfg.MinBackoff || cfg.Lifetime <= 0:
+		return nil, errors.New("queue: need 0 < min backoff <= max backoff and a positive lifetime")
+	case cfg.Transport == nil || cfg.Log == nil:
+		return nil, errors.New("queue: a transport and a logger are required")
+	}
 	if err := durable.MkdirAll(cfg.Dir); err != nil {
 		return nil, fmt.Errorf("queue: %w", err)
 	}
