@@ -5,6 +5,8 @@ package users
 import (
 	"slices"
 	"strings"
+
+	"facteur/internal/maildir"
 )
 
 // Map is the parsed users file. It is never modified once built, so any
@@ -66,17 +68,6 @@ func (m *Map) Domains() []string {
 // characters (a dot-atom). That is narrower than RFC 5322 allows, on purpose:
 // it leaves out every character used for source routing, quoting or escaping.
 func validLocal(s string) bool {
-	if s == "" || len(s) > 64 || s[0] == '.' || s[len(s)-1] == '.' || strings.Contains(s, "..") {
-		return false
-	}
-	for i := range len(s) {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case c == '.', c == '_', c == '+', c == '-':
-		default:
-			return false
-		}
-	}
-	return true
+	// A mailbox name is the same characters without a leading dot.
+	return maildir.ValidMailbox(s) && s[len(s)-1] != '.' && !strings.Contains(s, "..")
 }

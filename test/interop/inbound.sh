@@ -4,35 +4,11 @@
 #   and implicit TLS; Postfix's smtp-source for a 1000-message burst.
 # Needs: swaks, smtp-source (Debian packages swaks, postfix); .ci/run
 # installs them. Exits non-zero on the first failed check.
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-SMTP_SOURCE=$(command -v smtp-source || echo /usr/sbin/smtp-source)
+source "$(dirname "$0")/lib/facteur.bash"
 command -v swaks >/dev/null && [ -x "$SMTP_SOURCE" ] || { echo "interop: swaks and smtp-source are required" >&2; exit 1; }
 
-work=$(mktemp -d)
-pid=""
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
-trap cleanup EXIT
-fail() { echo "interop: FAIL: $*" >&2; [ -f "$work/facteur.out" ] && tail -20 "$work/facteur.out" >&2; exit 1; }
-
-go build -o "$work/facteur" ./cmd/facteur
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-P_SMTP=$(port); P_SMTPS=$(port); P_RELAY=$(port)
-cat > "$work/facteur.toml" <<CONF
-hostname = "mx.example.test"
-domains = ["example.test"]
-data_dir = "var"
-[listen]
-smtp = ["127.0.0.1:$P_SMTP"]
-smtps = ["127.0.0.1:$P_SMTPS"]
-relay = ["127.0.0.1:$P_RELAY"]
-[log]
-level = "warn"
-CONF
 printf 'alice\nbench\n' > "$work/users"
-(cd "$work" && exec ./facteur serve --config facteur.toml) >"$work/facteur.out" 2>&1 &
-pid=$!
-for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$P_SMTP) 2>/dev/null && break; sleep 0.1; done
+start_facteur mx.example.test ""
 
 new() { ls "$work/var/mail/$1/Maildir/new" 2>/dev/null | wc -l; }
 cert="$work/var/tls/cert.pem"
@@ -56,5 +32,5 @@ grep -q "<\*\* 550 5.7.1" "$work/swaks.out" || fail "relay attempt not refused w
 [ -z "$(ls "$work/var/mail/bench/Maildir/tmp")" ] || fail "smtp-source: files left in tmp/"
 echo "interop: smtp-source burst of 1000 messages delivered"
 
-kill -TERM "$pid"; wait "$pid" || fail "exit status $? after SIGTERM"; pid=""
+stop_facteur
 echo "interop inbound: ok"

@@ -1,0 +1,56 @@
+# Sourced by the interop scripts: build facteur, run it on free loopback
+# ports with a throwaway config, and clean everything up on exit.
+#   start_facteur HOSTNAME EXTRA_TOML   sets P_SMTP P_SMTPS P_RELAY, $pid
+#   fail MESSAGE                        prints the log tail and exits 1
+#   free_port [IP]                      a TCP port free on IP a moment ago
+#   queue_left                          last line of `facteur queue list`
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../../.."
+SMTP_SOURCE=$(command -v smtp-source || echo /usr/sbin/smtp-source)
+SMTP_SINK=$(command -v smtp-sink || echo /usr/sbin/smtp-sink)
+
+work=$(mktemp -d)
+chmod 755 "$work" # smtp-sink runs as nobody and writes below it
+pid=""
+bg_pids=()
+cleanup() {
+  for p in $pid "${bg_pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+fail() { echo "interop: FAIL: $*" >&2; [ -f "$work/facteur.out" ] && tail -20 "$work/facteur.out" >&2; exit 1; }
+
+free_port() {
+  python3 -c 'import socket,sys; s=socket.socket(); s.bind((sys.argv[1],0)); print(s.getsockname()[1])' "${1:-127.0.0.1}"
+}
+
+go build -o "$work/facteur" ./cmd/facteur
+
+start_facteur() {
+  P_SMTP=$(free_port); P_SMTPS=$(free_port); P_RELAY=$(free_port)
+  cat > "$work/facteur.toml" <<CONF
+hostname = "$1"
+domains = ["example.test"]
+data_dir = "var"
+$2
+[listen]
+smtp = ["127.0.0.1:$P_SMTP"]
+smtps = ["127.0.0.1:$P_SMTPS"]
+relay = ["127.0.0.1:$P_RELAY"]
+[log]
+level = "warn"
+CONF
+  (cd "$work" && exec ./facteur serve --config facteur.toml) >"$work/facteur.out" 2>&1 &
+  pid=$!
+  for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$P_SMTP") 2>/dev/null && return; sleep 0.1; done
+  fail "facteur did not start"
+}
+
+stop_facteur() {
+  kill -TERM "$pid"
+  wait "$pid" || fail "exit status $? after SIGTERM"
+  pid=""
+}
+
+queue_left() { (cd "$work" && ./facteur queue --config facteur.toml list | tail -1); }
