@@ -24,12 +24,19 @@ type Config struct {
 	DataDir       string   `toml:"data_dir"`
 	MaildirRoot   string   `toml:"maildir_root"`
 	UsersFile     string   `toml:"users_file"`
+	PasswordsFile string   `toml:"passwords_file"`
 	RelayNetworks []string `toml:"relay_networks"`
-	Listen        Listen   `toml:"listen"`
-	TLS           TLS      `toml:"tls"`
-	Limits        Limits   `toml:"limits"`
-	Outbound      Outbound `toml:"outbound"`
-	Log           Log      `toml:"log"`
+	// User is the account facteur switches to after binding its ports
+	// when started as root; RunAsRoot allows staying root instead.
+	User      string   `toml:"user"`
+	RunAsRoot bool     `toml:"run_as_root"`
+	Listen    Listen   `toml:"listen"`
+	TLS       TLS      `toml:"tls"`
+	Limits    Limits   `toml:"limits"`
+	Outbound  Outbound `toml:"outbound"`
+	Metrics   Metrics  `toml:"metrics"`
+	Debug     Debug    `toml:"debug"`
+	Log       Log      `toml:"log"`
 
 	// File is the configuration file read, "" when running on defaults.
 	File string `toml:"-"`
@@ -41,9 +48,21 @@ type Config struct {
 }
 
 type Listen struct {
-	SMTP  []string `toml:"smtp"`
-	SMTPS []string `toml:"smtps"`
-	Relay []string `toml:"relay"`
+	SMTP       []string `toml:"smtp"`
+	SMTPS      []string `toml:"smtps"`
+	Relay      []string `toml:"relay"`
+	Submission []string `toml:"submission"`
+}
+
+// Metrics is the Prometheus endpoint; an empty Listen turns it off.
+type Metrics struct {
+	Listen string `toml:"listen"`
+}
+
+// Debug holds what an operator turns on to look inside: Pprof is a
+// loopback address for net/http/pprof, off when empty.
+type Debug struct {
+	Pprof string `toml:"pprof"`
 }
 
 type TLS struct {
@@ -59,6 +78,9 @@ type Limits struct {
 	MaxConnections      int      `toml:"max_connections"`
 	MaxConnectionsPerIP int      `toml:"max_connections_per_ip"`
 	ShutdownGrace       Duration `toml:"shutdown_grace"`
+	// MinFreeBytes refuses new mail (452 4.3.1) while the data disk has
+	// less free space, so the disk never fills up under a message.
+	MinFreeBytes int64 `toml:"min_free_bytes"`
 }
 
 type Outbound struct {
@@ -120,11 +142,14 @@ func Defaults() Config {
 		Hostname:      host,
 		DataDir:       "var",
 		UsersFile:     "users",
+		PasswordsFile: "passwords",
 		RelayNetworks: []string{"127.0.0.0/8", "::1/128"},
+		User:          "facteur",
 		Listen: Listen{
-			SMTP:  []string{"127.0.0.1:2525"},
-			SMTPS: []string{"127.0.0.1:4465"},
-			Relay: []string{"127.0.0.1:2587"},
+			SMTP:       []string{"127.0.0.1:2525"},
+			SMTPS:      []string{"127.0.0.1:4465"},
+			Relay:      []string{"127.0.0.1:2587"},
+			Submission: []string{"127.0.0.1:2588"},
 		},
 		Limits: Limits{
 			MaxMessageBytes:     25 << 20,
@@ -134,6 +159,7 @@ func Defaults() Config {
 			MaxConnections:      1000,
 			MaxConnectionsPerIP: 50,
 			ShutdownGrace:       Duration{30 * time.Second},
+			MinFreeBytes:        64 << 20,
 		},
 		Outbound: Outbound{
 			Workers:        16,
@@ -212,6 +238,7 @@ func (c *Config) resolvePaths(base string) {
 		c.MaildirRoot = abs(c.MaildirRoot)
 	}
 	c.UsersFile = abs(c.UsersFile)
+	c.PasswordsFile = abs(c.PasswordsFile)
 	c.TLS.Cert = abs(c.TLS.Cert)
 	c.TLS.Key = abs(c.TLS.Key)
 	c.Log.File = abs(c.Log.File)
@@ -252,7 +279,9 @@ func (c *Config) validate() error {
 	for _, l := range []struct {
 		key   string
 		addrs []string
-	}{{"listen.smtp", c.Listen.SMTP}, {"listen.smtps", c.Listen.SMTPS}, {"listen.relay", c.Listen.Relay}} {
+	}{{"listen.smtp", c.Listen.SMTP}, {"listen.smtps", c.Listen.SMTPS}, {"listen.relay", c.Listen.Relay},
+		{"listen.submission", c.Listen.Submission}, {"metrics.listen", nonEmpty(c.Metrics.Listen)},
+		{"debug.pprof", nonEmpty(c.Debug.Pprof)}} {
 		for _, a := range l.addrs {
 			if _, _, err := net.SplitHostPort(a); err != nil {
 				return fmt.Errorf("%s: %q: %w", l.key, a, err)
@@ -281,6 +310,8 @@ func (c *Config) validate() error {
 		return errors.New("limits.max_connections: must be positive")
 	case l.MaxConnectionsPerIP <= 0:
 		return errors.New("limits.max_connections_per_ip: must be positive")
+	case l.MinFreeBytes < 0:
+		return errors.New("limits.min_free_bytes: must not be negative")
 	}
 	o := c.Outbound
 	switch {
@@ -304,6 +335,13 @@ func (c *Config) validate() error {
 		return fmt.Errorf("log.level: %w", err)
 	}
 	return nil
+}
+
+func nonEmpty(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return []string{s}
 }
 
 // RelayAllowed tells whether a client address may relay through the relay

@@ -63,6 +63,7 @@ func (s Switches) apply(c *Config) error {
 		c.Listen.SMTP = rehost(c.Listen.SMTP, lo)
 		c.Listen.SMTPS = rehost(c.Listen.SMTPS, lo)
 		c.Listen.Relay = rehost(c.Listen.Relay, lo)
+		c.Listen.Submission = rehost(c.Listen.Submission, lo)
 	}
 	if s.Port != 0 {
 		if s.Port < 0 || s.Port > 65535 {
