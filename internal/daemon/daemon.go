@@ -38,6 +38,7 @@ type Daemon struct {
 	queue *queue.Queue
 	ctl   net.Listener
 	addrs map[string][]net.Addr
+	pprof *pprofServer // nil unless [debug] pprof is set
 }
 
 // Start does everything that can fail because of the configuration, so
@@ -103,6 +104,11 @@ func Start(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 			}
 			d.addrs[b.name] = append(d.addrs[b.name], la)
 		}
+	}
+	if d.pprof, err = startPprof(cfg.Debug.Pprof, log); err != nil {
+		d.smtp.Shutdown(context.Background())
+		d.ctl.Close()
+		return nil, err
 	}
 	return d, nil
 }
@@ -184,6 +190,7 @@ func (d *Daemon) shutdown() error {
 	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.Limits.ShutdownGrace.Duration)
 	defer cancel()
 	d.ctl.Close()
+	d.pprof.Close()
 	err := d.smtp.Shutdown(ctx)
 	if err != nil {
 		d.log.Warn("stopped", "err", err)
