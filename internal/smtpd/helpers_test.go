@@ -12,10 +12,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"facteur/internal/maildir"
+	"facteur/internal/queue"
 	"facteur/internal/tlsconf"
 	"facteur/internal/users"
 )
@@ -27,7 +29,51 @@ type env struct {
 	smtp    string // address of the plain listener
 	smtps   string
 	relay   string
+	submit  string
+	queue   *memQueue
 	clientT *tls.Config // verifies the server certificate
+}
+
+// memQueue stands in for the spool: it keeps what it is given.
+type memQueue struct {
+	mu   sync.Mutex
+	msgs []queuedMsg
+}
+
+type queuedMsg struct {
+	m    queue.Message
+	data string
+}
+
+func (q *memQueue) Enqueue(m queue.Message, header []byte, body io.Reader, also func(io.Reader) error) error {
+	b, err := io.ReadAll(body)
+	if err != nil {
+		return err
+	}
+	data := string(header) + string(b)
+	if also != nil {
+		if err := also(strings.NewReader(data)); err != nil {
+			return err
+		}
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.msgs = append(q.msgs, queuedMsg{m, data})
+	return nil
+}
+
+func (q *memQueue) all() []queuedMsg {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return append([]queuedMsg(nil), q.msgs...)
+}
+
+// accounts is a passwords file in memory.
+type accounts map[string]string
+
+func (a accounts) Check(user, password string) bool {
+	p, ok := a[user]
+	return ok && p == password
 }
 
 type envOpt func(*Options)
@@ -65,13 +111,16 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 		MaxConns:        100,
 		MaxConnsPerIP:   100,
 		RelayAllowed:    func(ip netip.Addr) bool { return ip.IsLoopback() },
+		Queue:           &memQueue{},
+		AuthFailDelay:   time.Millisecond,
 		Log:             slog.New(slog.NewTextHandler(testWriter{t}, nil)),
 	}
 	for _, f := range opts {
 		f(&o)
 	}
-	e := &env{srv: New(o, u), root: root,
+	e := &env{srv: New(o, u), root: root, queue: o.Queue.(*memQueue),
 		clientT: &tls.Config{RootCAs: pool, ServerName: "mx.example.test"}}
+	e.srv.SetPasswords(accounts{"alice": "wonderland", "robert": "builder"})
 	bind := func(name string, role Role, implicit bool) string {
 		a, err := e.srv.Listen(name, role, implicit, "127.0.0.1:0")
 		if err != nil {
@@ -81,6 +130,8 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 	}
 	e.smtp = bind("smtp", Inbound, false)
 	e.smtps = bind("smtps", Inbound, true)
+	e.relay = bind("relay", Relay, false)
+	e.submit = bind("submission", Submission, false)
 	e.srv.Serve()
 	t.Cleanup(func() { e.srv.Shutdown(t.Context()) })
 	return e

@@ -95,7 +95,10 @@ type conn struct {
 	listener string
 	opened   time.Time
 	busy     atomic.Bool // receiving message data: a shutdown lets it finish
-	once     sync.Once
+	// hangUp closes the connection once the next reply is written: the
+	// session's last word, e.g. after too many failed logins.
+	hangUp atomic.Bool
+	once   sync.Once
 }
 
 // SetReadDeadline is how go-smtp arms its idle timeout before each command;
@@ -105,6 +108,14 @@ func (c *conn) SetReadDeadline(t time.Time) error {
 		t = time.Now()
 	}
 	return c.Conn.SetReadDeadline(t)
+}
+
+func (c *conn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	if c.hangUp.Load() {
+		c.Close()
+	}
+	return n, err
 }
 
 func (c *conn) Close() error {
@@ -139,7 +150,7 @@ func (l *listener) Accept() (net.Conn, error) {
 		if ap, err := netip.ParseAddrPort(raw.RemoteAddr().String()); err == nil {
 			c.ip = ap.Addr().Unmap()
 		}
-		if why := l.cs.admit(c, l.role == Inbound); why != "" {
+		if why := l.cs.admit(c, l.role != Relay); why != "" {
 			l.cs.log.Warn("connection refused", "listener", l.name, "remote", raw.RemoteAddr().String(), "reason", why)
 			go l.refuse(raw, why)
 			continue

@@ -17,6 +17,7 @@ type trace struct {
 	tls      *tls.ConnectionState
 	id       string
 	rcpt     string // "" unless there is exactly one recipient
+	auth     bool   // the client logged in
 	at       time.Time
 }
 
@@ -24,9 +25,13 @@ type trace struct {
 // names of RFC 3848), folded so that no line is long.
 func (t trace) received() string {
 	var b strings.Builder
+	// RFC 3848: ESMTP, plus S for TLS, plus A for an authenticated client.
 	proto := "ESMTP"
 	if t.tls != nil {
-		proto = "ESMTPS"
+		proto += "S"
+	}
+	if t.auth {
+		proto += "A"
 	}
 	fmt.Fprintf(&b, "Received: from %s ([%s])\r\n\tby %s (facteur) with %s id %s",
 		printable(strings.Map(dropSpace, t.helo)), t.ip, t.hostname, proto, t.id)

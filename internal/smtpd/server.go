@@ -31,7 +31,15 @@ const (
 	Inbound Role = iota
 	// Relay takes mail for anywhere from trusted networks.
 	Relay
+	// Submission takes mail for anywhere from authenticated users only
+	// (RFC 6409).
+	Submission
 )
+
+// Authenticator checks a login; *passwd.DB is one.
+type Authenticator interface {
+	Check(user, password string) bool
+}
 
 // Deliverer stores a message into local Maildirs; *maildir.Store is one.
 type Deliverer interface {
@@ -56,7 +64,13 @@ type Options struct {
 	MaxConns        int
 	MaxConnsPerIP   int
 	RelayAllowed    func(netip.Addr) bool
-	Log             *slog.Logger
+	// PlaintextAuth tells whether a client may log in without TLS;
+	// nil means loopback clients only.
+	PlaintextAuth func(netip.Addr) bool
+	// AuthFailDelay is the pause before answering a failed login, times
+	// the failures in a row from that address (capped at ten times).
+	AuthFailDelay time.Duration
+	Log           *slog.Logger
 }
 
 // Server runs every listener of the process.
@@ -65,6 +79,8 @@ type Server struct {
 	log   *slog.Logger
 	cs    *conns
 	users atomic.Pointer[users.Map]
+	auth  atomic.Pointer[Authenticator]
+	fails failures
 
 	mu      sync.Mutex
 	servers map[serverKey]*smtp.Server
@@ -78,11 +94,28 @@ type serverKey struct {
 
 // New makes a server that accepts mail for the users of u.
 func New(opts Options, u *users.Map) *Server {
+	if opts.PlaintextAuth == nil {
+		opts.PlaintextAuth = netip.Addr.IsLoopback
+	}
 	s := &Server{opts: opts, log: opts.Log, servers: map[serverKey]*smtp.Server{}}
 	s.cs = newConns(opts.MaxConns, opts.MaxConnsPerIP, opts.Log)
 	s.users.Store(u)
 	return s
 }
+
+// SetPasswords swaps the accounts that AUTH checks.
+func (s *Server) SetPasswords(a Authenticator) { s.auth.Store(&a) }
+
+func (s *Server) passwords() Authenticator {
+	if a := s.auth.Load(); a != nil {
+		return *a
+	}
+	return noAccounts{}
+}
+
+type noAccounts struct{}
+
+func (noAccounts) Check(string, string) bool { return false }
 
 // Users is the users map in force.
 func (s *Server) Users() *users.Map { return s.users.Load() }
@@ -96,7 +129,7 @@ func (s *Server) Listen(name string, role Role, implicitTLS bool, addr string) (
 	if implicitTLS && s.opts.TLS == nil {
 		return nil, fmt.Errorf("listen %s %s: implicit TLS needs a certificate", name, addr)
 	}
-	if role == Relay && s.opts.Queue == nil {
+	if role != Inbound && s.opts.Queue == nil {
 		return nil, fmt.Errorf("listen %s %s: the relay role needs a queue", name, addr)
 	}
 	l, err := net.Listen("tcp", addr)
@@ -112,13 +145,14 @@ func (s *Server) Listen(name string, role Role, implicitTLS bool, addr string) (
 	s.ls = append(s.ls, ll)
 	key := serverKey{role, implicitTLS}
 	if s.servers[key] == nil {
-		s.servers[key] = s.newSMTP(role)
+		// AUTH is for submission and for the implicit-TLS port (RFC 8314).
+		s.servers[key] = s.newSMTP(&backend{srv: s, role: role, auth: role == Submission || implicitTLS})
 	}
 	return l.Addr(), nil
 }
 
-func (s *Server) newSMTP(role Role) *smtp.Server {
-	srv := smtp.NewServer(&backend{srv: s, role: role})
+func (s *Server) newSMTP(b *backend) *smtp.Server {
+	srv := smtp.NewServer(b)
 	srv.Domain = s.opts.Hostname
 	srv.TLSConfig = s.opts.TLS
 	srv.MaxMessageBytes = s.opts.MaxMessageBytes
@@ -127,6 +161,9 @@ func (s *Server) newSMTP(role Role) *smtp.Server {
 	srv.ReadTimeout = s.opts.Timeout
 	srv.WriteTimeout = s.opts.Timeout
 	srv.EnableSMTPUTF8 = true
+	// The session decides where AUTH may be used (TLS, or loopback):
+	// go-smtp's own rule would forbid loopback without TLS.
+	srv.AllowInsecureAuth = true
 	srv.ErrorLog = slogPrinter{s.log}
 	return srv
 }

@@ -16,6 +16,7 @@ import (
 type backend struct {
 	srv  *Server
 	role Role
+	auth bool // AUTH offered
 }
 
 func (b *backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
@@ -24,17 +25,19 @@ func (b *backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 		return nil, reply(421, 3, 0, "Internal error")
 	}
 	log := b.srv.log.With("conn", tc.id)
-	return &session{srv: b.srv, role: b.role, c: c, conn: tc, log: log}, nil
+	return &session{srv: b.srv, role: b.role, auth: b.auth, c: c, conn: tc, log: log}, nil
 }
 
 // session is the policy side of one SMTP conversation; go-smtp does the
 // protocol. A session is used by one goroutine at a time.
 type session struct {
-	srv  *Server
-	role Role
-	c    *smtp.Conn
-	conn *conn
-	log  *slog.Logger
+	srv      *Server
+	role     Role
+	auth     bool   // AUTH offered here
+	authUser string // who logged in; "" before AUTH
+	c        *smtp.Conn
+	conn     *conn
+	log      *slog.Logger
 
 	from      string
 	eightBit  bool     // BODY=8BITMIME
@@ -51,12 +54,24 @@ func (s *session) Reset() {
 func (s *session) Logout() error { return nil }
 
 func (s *session) Mail(from string, opts *smtp.MailOptions) error {
-	if s.role == Relay && !s.srv.opts.RelayAllowed(s.conn.ip) {
+	switch {
+	case s.role == Relay && !s.srv.opts.RelayAllowed(s.conn.ip):
 		return s.refuse(errNoRelay, "client not in relay_networks", "from", from)
+	case s.role == Submission && s.authUser == "" && !s.secure():
+		return s.refuse(reply(530, 7, 0, "Must issue a STARTTLS command first"), "submission before TLS")
+	case s.role == Submission && s.authUser == "":
+		return s.refuse(reply(530, 7, 0, "Authentication required"), "submission without AUTH")
 	}
 	if from != "" {
-		if _, _, err := splitAddress(from); err != nil {
+		local, domain, err := splitAddress(from)
+		if err != nil {
 			return s.refuse(err, "bad sender address", "from", printable(from))
+		}
+		// A user sends as themselves only: the address must be theirs
+		// in the users map. The null sender (read receipts) is allowed.
+		if s.authUser != "" && !s.owns(local, domain) {
+			return s.refuse(reply(553, 7, 1, "Sender address <%s> is not owned by user %s", printable(from), s.authUser),
+				"sender not owned by the user", "from", printable(from), "user", s.authUser)
 		}
 	}
 	s.from = from
@@ -65,13 +80,18 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	return nil
 }
 
+func (s *session) owns(local, domain string) bool {
+	mb, ok := s.srv.Users().Lookup(local, domain)
+	return ok && mb == s.authUser
+}
+
 func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	local, domain, perr := splitAddress(to)
 	if perr != nil {
 		return s.refuse(perr, "bad recipient address", "rcpt", printable(to))
 	}
 	u := s.srv.Users()
-	if !u.IsLocalDomain(domain) && s.role == Relay {
+	if !u.IsLocalDomain(domain) && (s.role == Relay || s.authUser != "") {
 		s.remote = append(s.remote, to)
 		s.rcpts = append(s.rcpts, to)
 		return nil
@@ -95,7 +115,7 @@ func (s *session) Data(r io.Reader) error {
 	defer s.conn.busy.Store(false)
 
 	id := queue.NewID()
-	t := trace{helo: s.c.Hostname(), ip: s.conn.ip, hostname: s.srv.opts.Hostname, id: id, at: time.Now()}
+	t := trace{helo: s.c.Hostname(), ip: s.conn.ip, hostname: s.srv.opts.Hostname, id: id, at: time.Now(), auth: s.authUser != ""}
 	if st, ok := s.c.TLSConnectionState(); ok {
 		t.tls = &st
 	}
@@ -110,7 +130,7 @@ func (s *session) Data(r io.Reader) error {
 		return rep
 	}
 	s.log.Info("message accepted", "id", id, "from", printable(s.from),
-		"rcpts", strings.Join(s.rcpts, ","), "size", body.n, "tls", t.tls != nil)
+		"rcpts", strings.Join(s.rcpts, ","), "size", body.n, "tls", t.tls != nil, "user", s.authUser)
 	// go-smtp sends a non-nil SMTPError as the reply; this is how the 250
 	// carries the queue id.
 	return reply(250, 0, 0, "Ok: queued as %s", id)

@@ -1,0 +1,124 @@
+// Package passwd holds the submission accounts: a file of "user:hash"
+// lines, bcrypt hashes, read whole and swapped on reload.
+package passwd
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"facteur/internal/durable"
+	"facteur/internal/maildir"
+)
+
+// cost is bcrypt's work factor for new hashes: about 50 ms here, slow
+// enough to make a stolen file expensive, fast enough for a login.
+const cost = 11
+
+// DB is the parsed passwords file; immutable, safe for concurrent use.
+type DB struct {
+	hashes map[string][]byte
+}
+
+// dummy is compared against for unknown users so that a login takes as
+// long whether or not the user exists.
+var dummy, _ = bcrypt.GenerateFromPassword([]byte("facteur dummy password"), cost)
+
+// Load reads path. A missing file is returned as an fs.ErrNotExist error.
+func Load(path string) (*DB, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("passwords: %w", err)
+	}
+	defer f.Close()
+	return Parse(f, path)
+}
+
+// Parse reads "user:hash" lines; '#' starts a comment line. Errors name
+// the file and line, never the hash.
+func Parse(r io.Reader, name string) (*DB, error) {
+	db := &DB{hashes: map[string][]byte{}}
+	sc := bufio.NewScanner(r)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		user, hash, ok := strings.Cut(line, ":")
+		switch {
+		case !ok:
+			return nil, fmt.Errorf("passwords: %s:%d: want user:hash", name, n)
+		case !maildir.ValidMailbox(user):
+			return nil, fmt.Errorf("passwords: %s:%d: user %q is not a plain name", name, n, user)
+		case db.hashes[user] != nil:
+			return nil, fmt.Errorf("passwords: %s:%d: user %q listed twice", name, n, user)
+		}
+		if _, err := bcrypt.Cost([]byte(hash)); err != nil {
+			return nil, fmt.Errorf("passwords: %s:%d: hash of %q is not bcrypt", name, n, user)
+		}
+		db.hashes[user] = []byte(hash)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("passwords: %s: %w", name, err)
+	}
+	return db, nil
+}
+
+// Empty is a DB with no accounts: AUTH always fails.
+func Empty() *DB { return &DB{hashes: map[string][]byte{}} }
+
+// Len is the number of accounts.
+func (db *DB) Len() int { return len(db.hashes) }
+
+// Check reports whether password is user's.
+func (db *DB) Check(user, password string) bool {
+	h, ok := db.hashes[user]
+	if !ok {
+		bcrypt.CompareHashAndPassword(dummy, []byte(password))
+		return false
+	}
+	return bcrypt.CompareHashAndPassword(h, []byte(password)) == nil
+}
+
+// Set writes user's new password into the file at path (created if
+// missing), keeping every other line, atomically and durably.
+func Set(path, user, password string) error {
+	if !maildir.ValidMailbox(user) {
+		return fmt.Errorf("passwords: user %q is not a plain name", user)
+	}
+	if password == "" {
+		return errors.New("passwords: empty password")
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), cost)
+	if err != nil {
+		return fmt.Errorf("passwords: %w", err)
+	}
+	old, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("passwords: %w", err)
+	}
+	var out bytes.Buffer
+	replaced := false
+	for _, line := range strings.SplitAfter(string(old), "\n") {
+		if u, _, ok := strings.Cut(strings.TrimSpace(line), ":"); ok && u == user {
+			line, replaced = user+":"+string(hash)+"\n", true
+		}
+		out.WriteString(line)
+	}
+	if !replaced {
+		if out.Len() > 0 && !bytes.HasSuffix(out.Bytes(), []byte("\n")) {
+			out.WriteByte('\n')
+		}
+		out.WriteString(user + ":" + string(hash) + "\n")
+	}
+	if err := durable.WriteFile(path, out.Bytes()); err != nil {
+		return fmt.Errorf("passwords: %w", err)
+	}
+	return nil
+}

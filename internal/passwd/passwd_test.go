@@ -1,0 +1,60 @@
+package passwd
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestSetThenCheck(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "passwords")
+	os.WriteFile(path, []byte("# accounts\n"), 0o600)
+	if err := Set(path, "alice", "s3cret"); err != nil {
+		t.Fatal(err)
+	}
+	if err := Set(path, "bob", "hunter2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := Set(path, "alice", "changed"); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(path)
+	if strings.Count(string(b), "alice:") != 1 || !strings.HasPrefix(string(b), "# accounts\n") || strings.Contains(string(b), "s3cret") {
+		t.Errorf("file:\n%s", b)
+	}
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v", fi.Mode())
+	}
+	db, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		user, pw string
+		ok       bool
+	}{{"alice", "changed", true}, {"alice", "s3cret", false}, {"bob", "hunter2", true}, {"bob", "", false}, {"carol", "x", false}} {
+		if db.Check(tc.user, tc.pw) != tc.ok {
+			t.Errorf("Check(%s, %s) != %v", tc.user, tc.pw, tc.ok)
+		}
+	}
+	if db.Len() != 2 {
+		t.Errorf("Len %d", db.Len())
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	for in, want := range map[string]string{
+		"alice\n":           "f:1: want user:hash",
+		"../x:$2a$10$abc\n": `user "../x" is not a plain name`,
+		"alice:plaintext\n": `hash of "alice" is not bcrypt`,
+		"# c\nalice:x\n":    "f:2:",
+	} {
+		if _, err := Parse(strings.NewReader(in), "f"); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want %q", in, err, want)
+		}
+	}
+	if err := Set(filepath.Join(t.TempDir(), "p"), "a/b", "x"); err == nil {
+		t.Error("Set accepted a user with a slash")
+	}
+}
