@@ -24,6 +24,7 @@ const usage = `usage: facteur <command> [flags]
 commands:
   serve     run the server (the default when the first argument is a flag)
   queue     list, flush or remove queued messages: facteur queue list|flush|remove ID
+  passwd    set a submission password: facteur passwd USER
   version   print the version
 
 Every command takes --config FILE (default: $FACTEUR_CONFIG, else
@@ -43,6 +44,8 @@ func run(args []string, stderr io.Writer) int {
 	switch cmd {
 	case "serve":
 		return serve(args, stderr)
+	case "passwd":
+		return passwdCmd(args, os.Stdin, os.Stdout, stderr)
 	case "queue":
 		return queueCmd(args, os.Stdout, stderr)
 	case "version":

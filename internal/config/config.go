@@ -40,9 +40,9 @@ type Config struct {
 
 	// File is the configuration file read, "" when running on defaults.
 	File string `toml:"-"`
-	// UsersFileSet tells whether users_file was chosen by the operator: a
-	// missing default file means "no users yet", a missing chosen one is an error.
-	UsersFileSet bool `toml:"-"`
+	// explicit holds the keys the operator set (file or switch), for the
+	// files whose absence is fine by default but an error when chosen.
+	explicit map[string]bool
 	// relayNets is RelayNetworks parsed.
 	relayNets []netip.Prefix
 }
@@ -192,6 +192,7 @@ func DefaultFile() string {
 // validates the result. Errors name the key or the switch at fault.
 func Load(file string, sw Switches) (*Config, error) {
 	c := Defaults()
+	c.explicit = map[string]bool{}
 	base := "."
 	if file != "" {
 		md, err := toml.DecodeFile(file, &c)
@@ -206,7 +207,9 @@ func Load(file string, sw Switches) (*Config, error) {
 			return nil, fmt.Errorf("config %s: unknown key %s", file, strings.Join(keys, ", "))
 		}
 		c.File = file
-		c.UsersFileSet = md.IsDefined("users_file")
+		for _, k := range md.Keys() {
+			c.explicit[k.String()] = true
+		}
 		base = filepath.Dir(file)
 	}
 	c.resolvePaths(base)
@@ -343,6 +346,11 @@ func nonEmpty(s string) []string {
 	}
 	return []string{s}
 }
+
+// Explicit tells whether the operator set key ("users_file",
+// "passwords_file"...) rather than leaving its default: a missing default
+// file means "none yet", a missing chosen one is a mistake.
+func (c *Config) Explicit(key string) bool { return c.explicit[key] }
 
 // RelayAllowed tells whether a client address may relay through the relay
 // listener.

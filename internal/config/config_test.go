@@ -63,7 +63,7 @@ lifetime = "2d"
 		t.Errorf("hostname %q", c.Hostname)
 	case c.DataDir != filepath.Join(dir, "spool") || c.MaildirRoot != filepath.Join(dir, "spool", "mail"):
 		t.Errorf("paths %q %q", c.DataDir, c.MaildirRoot)
-	case c.UsersFile != "/etc/facteur/users" || !c.UsersFileSet:
+	case c.UsersFile != "/etc/facteur/users" || !c.Explicit("users_file") || c.Explicit("passwords_file"):
 		t.Errorf("users_file %q", c.UsersFile)
 	case c.Limits.Timeout.Duration != 30*time.Second || c.Limits.MaxRecipients != 7:
 		t.Errorf("limits %+v", c.Limits)
@@ -117,7 +117,7 @@ level = "info"
 	if strings.Join(c.Listen.SMTP, " ") != "127.0.0.1:2600" || c.Listen.SMTPS[0] != "127.0.0.1:465" || c.Listen.Relay[0] != "127.0.0.1:587" {
 		t.Errorf("-l -p: %+v", c.Listen)
 	}
-	if c.Log.Level != "3" || c.Log.File != "f.log" || c.MaildirRoot != "maildirs" || c.UsersFile != "u.txt" || !c.UsersFileSet {
+	if c.Log.Level != "3" || c.Log.File != "f.log" || c.MaildirRoot != "maildirs" || c.UsersFile != "u.txt" || !c.Explicit("users_file") {
 		t.Errorf("-n -j -d -u: %+v %q %q", c.Log, c.MaildirRoot, c.UsersFile)
 	}
 	if lvl, _ := ParseLevel(c.Log.Level); lvl.String() != "DEBUG" {

@@ -48,7 +48,7 @@ func (s Switches) apply(c *Config) error {
 	}
 	if s.UsersFile != "" {
 		c.UsersFile = s.UsersFile
-		c.UsersFileSet = true
+		c.explicit["users_file"] = true
 	}
 	if s.Iface != "" {
 		ips, err := ifaceAddrs(s.Iface)

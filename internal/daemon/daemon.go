@@ -22,6 +22,7 @@ import (
 	"facteur/internal/durable"
 	"facteur/internal/maildir"
 	"facteur/internal/mx"
+	"facteur/internal/passwd"
 	"facteur/internal/queue"
 	"facteur/internal/remote"
 	"facteur/internal/smtpd"
@@ -50,6 +51,10 @@ func Start(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		}
 	}
 	u, err := loadUsers(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	pw, err := loadPasswords(cfg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -82,8 +87,10 @@ func Start(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		MaxConns:        cfg.Limits.MaxConnections,
 		MaxConnsPerIP:   cfg.Limits.MaxConnectionsPerIP,
 		RelayAllowed:    cfg.RelayAllowed,
+		AuthFailDelay:   time.Second,
 		Log:             log,
 	}, u)
+	d.smtp.SetPasswords(pw)
 	binds := []struct {
 		name  string
 		role  smtpd.Role
@@ -93,6 +100,7 @@ func Start(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		{"smtp", smtpd.Inbound, false, cfg.Listen.SMTP},
 		{"smtps", smtpd.Inbound, true, cfg.Listen.SMTPS},
 		{"relay", smtpd.Relay, false, cfg.Listen.Relay},
+		{"submission", smtpd.Submission, false, cfg.Listen.Submission},
 	}
 	for _, b := range binds {
 		for _, a := range b.addrs {
@@ -162,7 +170,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 	d.smtp.Serve()
 	var listening []string
-	for _, name := range []string{"smtp", "smtps", "relay"} {
+	for _, name := range []string{"smtp", "smtps", "relay", "submission"} {
 		for _, a := range d.addrs[name] {
 			listening = append(listening, name+"="+a.String())
 		}
@@ -170,7 +178,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	cert, _ := d.tls.Files()
 	d.log.Info("facteur started", "hostname", d.cfg.Hostname, "domains", strings.Join(d.cfg.Domains, ","),
 		"listen", strings.Join(listening, " "), "maildir_root", d.cfg.MaildirRoot, "users", d.smtp.Users().Len(),
-		"cert", cert, "pid", os.Getpid())
+		"cert", cert, "certificate", d.tls.Describe(), "pid", os.Getpid())
 	for {
 		select {
 		case <-ctx.Done():
@@ -210,17 +218,35 @@ func (d *Daemon) reload() {
 		d.smtp.SetUsers(u)
 		d.log.Info("reload: users map", "file", d.cfg.UsersFile, "entries_before", old, "entries", u.Len())
 	}
+	if pw, err := loadPasswords(d.cfg, d.log); err != nil {
+		d.log.Error("reload: passwords kept", "err", err)
+	} else {
+		d.smtp.SetPasswords(pw)
+		d.log.Info("reload: passwords", "file", d.cfg.PasswordsFile, "accounts", pw.Len())
+	}
 	if err := d.tls.Reload(); err != nil {
 		d.log.Error("reload: certificate kept", "err", err)
 	} else {
 		cert, _ := d.tls.Files()
-		d.log.Info("reload: certificate", "file", cert)
+		d.log.Info("reload: certificate", "file", cert, "certificate", d.tls.Describe())
 	}
+}
+
+func loadPasswords(cfg *config.Config, log *slog.Logger) (*passwd.DB, error) {
+	db, err := passwd.Load(cfg.PasswordsFile)
+	if errors.Is(err, fs.ErrNotExist) && !cfg.Explicit("passwords_file") {
+		log.Info("no passwords file: AUTH refuses every login until `facteur passwd` makes one", "file", cfg.PasswordsFile)
+		return passwd.Empty(), nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("passwords_file: %w", err)
+	}
+	return db, nil
 }
 
 func loadUsers(cfg *config.Config, log *slog.Logger) (*users.Map, error) {
 	u, err := users.Load(cfg.UsersFile, cfg.Domains)
-	if errors.Is(err, fs.ErrNotExist) && !cfg.UsersFileSet {
+	if errors.Is(err, fs.ErrNotExist) && !cfg.Explicit("users_file") {
 		log.Warn("no users file: every recipient will be refused until it exists (then send SIGHUP)", "file", cfg.UsersFile)
 		return users.Parse(strings.NewReader(""), cfg.UsersFile, cfg.Domains)
 	}

@@ -60,6 +60,17 @@ func (s *Store) Reload() error {
 	return nil
 }
 
+// Describe names the certificate in force: subject, names and expiry,
+// for the log and check-config.
+func (s *Store) Describe() string {
+	leaf := s.cert.Load().Leaf
+	if leaf == nil {
+		return "unparsable certificate"
+	}
+	return fmt.Sprintf("subject %q, names %v, expires %s", leaf.Subject.CommonName, leaf.DNSNames,
+		leaf.NotAfter.UTC().Format(time.DateOnly))
+}
+
 // Files names the certificate and key in use.
 func (s *Store) Files() (cert, key string) { return s.certFile, s.keyFile }
 
