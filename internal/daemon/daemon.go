@@ -10,10 +10,12 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -21,6 +23,7 @@ import (
 	"facteur/internal/ctl"
 	"facteur/internal/durable"
 	"facteur/internal/maildir"
+	"facteur/internal/metrics"
 	"facteur/internal/mx"
 	"facteur/internal/passwd"
 	"facteur/internal/queue"
@@ -38,8 +41,11 @@ type Daemon struct {
 	smtp  *smtpd.Server
 	queue *queue.Queue
 	ctl   net.Listener
-	addrs map[string][]net.Addr
-	pprof *pprofServer // nil unless [debug] pprof is set
+	// metrics serves /metrics and /healthz; nil when off.
+	metrics  *http.Server
+	stopping atomic.Bool
+	addrs    map[string][]net.Addr
+	pprof    *pprofServer // nil unless [debug] pprof is set
 }
 
 // Start does everything that can fail because of the configuration, so
@@ -69,7 +75,9 @@ func Start(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		log.Info("removed stale Maildir tmp files", "count", n)
 	}
 	d := &Daemon{cfg: cfg, log: log, tls: ts, addrs: map[string][]net.Addr{}}
-	if d.queue, err = openQueue(cfg, log, store, d.users); err != nil {
+	// The gauges read the queue, which is opened with the counters.
+	m := metrics.New(func() (int, time.Time) { return d.queue.Stats() })
+	if d.queue, err = openQueue(cfg, log, store, d.users, m); err != nil {
 		return nil, err
 	}
 	if d.ctl, err = ctl.Listen(cfg.DataDir, d.queue, log); err != nil {
@@ -88,6 +96,7 @@ func Start(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		MaxConnsPerIP:   cfg.Limits.MaxConnectionsPerIP,
 		RelayAllowed:    cfg.RelayAllowed,
 		AuthFailDelay:   time.Second,
+		Metrics:         m,
 		Log:             log,
 	}, u)
 	d.smtp.SetPasswords(pw)
@@ -113,6 +122,12 @@ func Start(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 			d.addrs[b.name] = append(d.addrs[b.name], la)
 		}
 	}
+	healthy := func() bool { return !d.stopping.Load() }
+	if d.metrics, err = serveHTTP("metrics.listen", cfg.Metrics.Listen, m.Handler(healthy), log); err != nil {
+		d.smtp.Shutdown(context.Background())
+		d.ctl.Close()
+		return nil, err
+	}
 	if d.pprof, err = startPprof(cfg.Debug.Pprof, log); err != nil {
 		d.smtp.Shutdown(context.Background())
 		d.ctl.Close()
@@ -124,7 +139,7 @@ func Start(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 // users is the users map in force; the queue's local deliveries read it.
 func (d *Daemon) users() *users.Map { return d.smtp.Users() }
 
-func openQueue(cfg *config.Config, log *slog.Logger, store *maildir.Store, u func() *users.Map) (*queue.Queue, error) {
+func openQueue(cfg *config.Config, log *slog.Logger, store *maildir.Store, u func() *users.Map, m *metrics.Metrics) (*queue.Queue, error) {
 	res, err := mx.New(cfg.Outbound.DNS, 0)
 	if err != nil {
 		return nil, fmt.Errorf("outbound.dns: %w", err)
@@ -150,6 +165,7 @@ func openQueue(cfg *config.Config, log *slog.Logger, store *maildir.Store, u fun
 		MaxBackoff: cfg.Outbound.MaxBackoff.Duration,
 		Lifetime:   cfg.Outbound.Lifetime.Duration,
 		Transport:  &transport{remote: client, maildir: store, users: u, hostname: cfg.Hostname},
+		Metrics:    m,
 		Log:        log,
 	})
 }

@@ -25,6 +25,20 @@ func (q *Queue) List() []Envelope {
 	return out
 }
 
+// Stats tells how many messages are queued and when the oldest arrived
+// (zero when the queue is empty).
+func (q *Queue) Stats() (int, time.Time) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var oldest time.Time
+	for _, e := range q.entries {
+		if oldest.IsZero() || e.env.Arrival.Before(oldest) {
+			oldest = e.env.Arrival
+		}
+	}
+	return len(q.entries), oldest
+}
+
 // Flush makes every waiting message due now and returns how many.
 func (q *Queue) Flush() int {
 	q.mu.Lock()

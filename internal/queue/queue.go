@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"facteur/internal/durable"
+	"facteur/internal/metrics"
 	"facteur/internal/remote"
 )
 
@@ -32,6 +33,7 @@ type Config struct {
 	MaxBackoff time.Duration
 	Lifetime   time.Duration // then pending recipients fail and are bounced
 	Transport  Transport
+	Metrics    *metrics.Metrics // nil: not counted
 	Log        *slog.Logger
 }
 
@@ -256,7 +258,9 @@ func (q *Queue) runJob(ctx context.Context, domain string, dw *domainWork, batch
 	defer q.jobs.Done()
 	var results [][]remote.Result
 	if domain != "" {
+		start := time.Now()
 		results = q.cfg.Transport.Deliver(ctx, domain, msgs)
+		q.cfg.Metrics.Attempt(time.Since(start))
 	}
 	now := time.Now()
 	var done []*entry
@@ -289,9 +293,13 @@ func (q *Queue) apply(e *entry, i int, res remote.Result, now time.Time) {
 	switch res.Status {
 	case remote.Sent:
 		r.State, r.LastError = Sent, ""
+		q.cfg.Metrics.Delivery("sent", res.TLS)
 	case remote.Permanent:
 		r.State = Failed
 		e.failed = append(e.failed, i)
+		q.cfg.Metrics.Delivery("bounced", res.TLS)
+	default:
+		q.cfg.Metrics.Delivery("deferred", res.TLS)
 	}
 	q.log.Info("delivery", "id", e.env.ID, "rcpt", r.Addr, "result", res.Status.String(), "host", res.Host,
 		"tls", res.TLS, "code", res.Code, "enhanced", res.Enhanced, "text", res.Text)
@@ -310,6 +318,7 @@ func (q *Queue) finish(e *entry, now time.Time) {
 			r.LastError = fmt.Sprintf("message expired after %s in the queue; last error: %s", q.cfg.Lifetime, r.LastError)
 			r.Enhanced, r.Code = "4.4.7", 0
 			e.failed = append(e.failed, i)
+			q.cfg.Metrics.Delivery("bounced", false)
 		}
 	}
 	failed := e.failed

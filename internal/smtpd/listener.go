@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"facteur/internal/metrics"
 )
 
 // conns counts and tracks every open connection of the server, across
@@ -138,6 +140,7 @@ type listener struct {
 	role     Role
 	tls      *tls.Config // non-nil: implicit TLS
 	hostname string
+	metrics  *metrics.Metrics
 }
 
 func (l *listener) Accept() (net.Conn, error) {
@@ -152,10 +155,12 @@ func (l *listener) Accept() (net.Conn, error) {
 		}
 		if why := l.cs.admit(c, l.role != Relay); why != "" {
 			l.cs.log.Warn("connection refused", "listener", l.name, "remote", raw.RemoteAddr().String(), "reason", why)
+			l.metrics.Refused(why)
 			go l.refuse(raw, why)
 			continue
 		}
 		l.cs.log.Info("connection opened", "conn", c.id, "listener", l.name, "remote", raw.RemoteAddr().String())
+		l.metrics.Connection(l.name)
 		if l.tls != nil {
 			return tls.Server(c, l.tls), nil
 		}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"facteur/internal/metrics"
 	"facteur/internal/queue"
 	"facteur/internal/users"
 )
@@ -70,6 +71,7 @@ type Options struct {
 	// AuthFailDelay is the pause before answering a failed login, times
 	// the failures in a row from that address (capped at ten times).
 	AuthFailDelay time.Duration
+	Metrics       *metrics.Metrics // nil: not counted
 	Log           *slog.Logger
 }
 
@@ -136,7 +138,7 @@ func (s *Server) Listen(name string, role Role, implicitTLS bool, addr string) (
 	if err != nil {
 		return nil, fmt.Errorf("listen %s %s: %w", name, addr, err)
 	}
-	ll := &listener{Listener: l, cs: s.cs, name: name, role: role, hostname: s.opts.Hostname}
+	ll := &listener{Listener: l, cs: s.cs, name: name, role: role, hostname: s.opts.Hostname, metrics: s.opts.Metrics}
 	if implicitTLS {
 		ll.tls = s.opts.TLS
 	}

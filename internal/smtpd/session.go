@@ -1,6 +1,7 @@
 package smtpd
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -127,8 +128,11 @@ func (s *session) Data(r io.Reader) error {
 		rep := toReply(err, id)
 		s.log.Warn("message refused", "id", id, "from", printable(s.from), "code", rep.Code,
 			"reason", rep.Message, "err", err)
+		s.srv.opts.Metrics.Refused(fmt.Sprintf("message refused %d %d.%d.%d", rep.Code,
+			rep.EnhancedCode[0], rep.EnhancedCode[1], rep.EnhancedCode[2]))
 		return rep
 	}
+	s.srv.opts.Metrics.Accepted(s.conn.listener, t.tls != nil)
 	s.log.Info("message accepted", "id", id, "from", printable(s.from),
 		"rcpts", strings.Join(s.rcpts, ","), "size", body.n, "tls", t.tls != nil, "user", s.authUser)
 	// go-smtp sends a non-nil SMTPError as the reply; this is how the 250
@@ -161,6 +165,7 @@ func (s *session) store(id, received string, body io.Reader) error {
 // refuse logs a refused command and returns its reply.
 func (s *session) refuse(rep *smtp.SMTPError, reason string, attrs ...any) error {
 	s.log.Info("refused", append([]any{"code", rep.Code, "reason", reason}, attrs...)...)
+	s.srv.opts.Metrics.Refused(reason)
 	return rep
 }
 

@@ -1,0 +1,115 @@
+// Package metrics counts what facteur does, for Prometheus. Every method
+// works on a nil *Metrics and then does nothing, so packages and tests
+// that do not care need no setup.
+package metrics
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics holds every collector of one server.
+type Metrics struct {
+	reg         *prometheus.Registry
+	connections *prometheus.CounterVec
+	accepted    *prometheus.CounterVec
+	refused     *prometheus.CounterVec
+	deliveries  *prometheus.CounterVec
+	attempts    prometheus.Histogram
+}
+
+// QueueStats reports the queue's size and its oldest message's arrival.
+type QueueStats func() (messages int, oldest time.Time)
+
+// New registers the collectors; stats feeds the queue gauges at scrape time.
+func New(stats QueueStats) *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		connections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "facteur_connections_total", Help: "SMTP connections accepted, by listener.",
+		}, []string{"listener"}),
+		accepted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "facteur_messages_accepted_total", Help: "Messages acknowledged with 250, by listener and TLS.",
+		}, []string{"listener", "tls"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "facteur_messages_refused_total", Help: "Connections, commands and messages refused, by reason.",
+		}, []string{"reason"}),
+		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "facteur_deliveries_total", Help: "Outcomes of delivery attempts per recipient (sent, deferred, bounced), by TLS.",
+		}, []string{"result", "tls"}),
+		attempts: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "facteur_delivery_attempt_seconds", Help: "Duration of one delivery attempt to one domain.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 12),
+		}),
+	}
+	m.reg.MustRegister(m.connections, m.accepted, m.refused, m.deliveries, m.attempts,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "facteur_queue_messages", Help: "Messages in the queue.",
+		}, func() float64 { n, _ := stats(); return float64(n) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "facteur_queue_oldest_seconds", Help: "Age of the oldest message in the queue (0 when empty).",
+		}, func() float64 {
+			if _, oldest := stats(); !oldest.IsZero() {
+				return time.Since(oldest).Seconds()
+			}
+			return 0
+		}))
+	return m
+}
+
+// Connection counts a connection accepted on listener.
+func (m *Metrics) Connection(listener string) {
+	if m != nil {
+		m.connections.WithLabelValues(listener).Inc()
+	}
+}
+
+// Accepted counts a message acknowledged on listener.
+func (m *Metrics) Accepted(listener string, tls bool) {
+	if m != nil {
+		m.accepted.WithLabelValues(listener, strconv.FormatBool(tls)).Inc()
+	}
+}
+
+// Refused counts a refusal; reason is one of a fixed set of words.
+func (m *Metrics) Refused(reason string) {
+	if m != nil {
+		m.refused.WithLabelValues(reason).Inc()
+	}
+}
+
+// Delivery counts one recipient's attempt outcome: "sent", "deferred" or
+// "bounced".
+func (m *Metrics) Delivery(result string, tls bool) {
+	if m != nil {
+		m.deliveries.WithLabelValues(result, strconv.FormatBool(tls)).Inc()
+	}
+}
+
+// Attempt records how long one delivery attempt took.
+func (m *Metrics) Attempt(d time.Duration) {
+	if m != nil {
+		m.attempts.Observe(d.Seconds())
+	}
+}
+
+// Handler serves /metrics, and /healthz which answers 200 while healthy
+// says so and 503 otherwise.
+func (m *Metrics) Handler(healthy func() bool) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		if !healthy() {
+			http.Error(w, "not serving", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ok\n"))
+	})
+	return mux
+}
