@@ -45,7 +45,7 @@ type Daemon struct {
 	metrics  *http.Server
 	stopping atomic.Bool
 	addrs    map[string][]net.Addr
-	pprof    *pprofServer // nil unless [debug] pprof is set
+	pprof    *http.Server // nil unless [debug] pprof is set
 }
 
 // Start does everything that can fail because of the configuration, so
@@ -213,9 +213,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 func (d *Daemon) shutdown() error {
 	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.Limits.ShutdownGrace.Duration)
 	defer cancel()
+	d.stopping.Store(true) // /healthz says so while sessions drain
 	d.ctl.Close()
-	d.pprof.Close()
 	err := d.smtp.Shutdown(ctx)
+	for _, srv := range []*http.Server{d.pprof, d.metrics} {
+		if srv != nil {
+			srv.Close()
+		}
+	}
 	if err != nil {
 		d.log.Warn("stopped", "err", err)
 		return nil

@@ -8,29 +8,17 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"net/netip"
-	"time"
 )
 
-// pprofServer serves net/http/pprof for `[debug] pprof`. Profiles show
-// message contents in passing (goroutine stacks, heap), so it listens on
-// loopback only.
-type pprofServer struct {
-	srv *http.Server
-	l   net.Listener
-}
-
-// startPprof binds addr and serves the profiling endpoints on it; an empty
-// addr turns it off (nil, nil).
-func startPprof(addr string, log *slog.Logger) (*pprofServer, error) {
+// startPprof serves net/http/pprof for `[debug] pprof`; an empty addr
+// turns it off. Profiles show message contents in passing (goroutine
+// stacks, heap), so it listens on loopback only.
+func startPprof(addr string, log *slog.Logger) (*http.Server, error) {
 	if addr == "" {
 		return nil, nil
 	}
 	if err := loopbackOnly(addr); err != nil {
 		return nil, fmt.Errorf("debug.pprof: %q: %w", addr, err)
-	}
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("debug.pprof: %w", err)
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -38,14 +26,7 @@ func startPprof(addr string, log *slog.Logger) (*pprofServer, error) {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	p := &pprofServer{l: l, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}}
-	go func() {
-		if err := p.srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("pprof stopped", "addr", l.Addr().String(), "err", err)
-		}
-	}()
-	log.Info("pprof listening", "addr", "http://"+l.Addr().String()+"/debug/pprof/")
-	return p, nil
+	return serveHTTP("debug.pprof", addr, mux, log)
 }
 
 // loopbackOnly accepts "localhost" or a loopback IP literal as the host.
@@ -62,11 +43,4 @@ func loopbackOnly(addr string) error {
 		return errors.New("must be a loopback address (127.0.0.1:PORT, [::1]:PORT or localhost:PORT): profiles expose the server's memory")
 	}
 	return nil
-}
-
-// Close stops serving; a nil server is off and closes nothing.
-func (p *pprofServer) Close() {
-	if p != nil {
-		p.srv.Close()
-	}
 }

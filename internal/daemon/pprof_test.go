@@ -3,6 +3,7 @@ package daemon
 import (
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -29,12 +30,18 @@ func TestPprofServes(t *testing.T) {
 	if _, err := startPprof("0.0.0.0:0", log); err == nil || !strings.Contains(err.Error(), "debug.pprof") {
 		t.Fatalf("non-loopback: %v, want a debug.pprof error", err)
 	}
-	p, err := startPprof("127.0.0.1:0", log)
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := free.Addr().String()
+	free.Close()
+	p, err := startPprof(addr, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	resp, err := http.Get("http://" + p.l.Addr().String() + "/debug/pprof/cmdline")
+	resp, err := http.Get("http://" + addr + "/debug/pprof/cmdline")
 	if err != nil {
 		t.Fatal(err)
 	}
