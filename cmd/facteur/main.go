@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 
 	"facteur/internal/config"
@@ -25,6 +26,8 @@ commands:
   serve     run the server (the default when the first argument is a flag)
   queue     list, flush or remove queued messages: facteur queue list|flush|remove ID
   passwd    set a submission password: facteur passwd USER
+  sendmail  the sendmail interface: facteur sendmail [-t] [-i] [-f FROM] [-F NAME] [RCPT...]
+            (also when run through a link named sendmail)
   version   print the version
 
 Every command takes --config FILE (default: $FACTEUR_CONFIG, else
@@ -33,6 +36,10 @@ Run 'facteur serve -h' for the serve flags.
 `
 
 func main() {
+	// Installed as (or linked to) "sendmail", facteur is that command.
+	if filepath.Base(os.Args[0]) == "sendmail" {
+		os.Exit(sendmailCmd(os.Args[1:], os.Stdin, os.Stderr))
+	}
 	os.Exit(run(os.Args[1:], os.Stderr))
 }
 
@@ -44,6 +51,8 @@ func run(args []string, stderr io.Writer) int {
 	switch cmd {
 	case "serve":
 		return serve(args, stderr)
+	case "sendmail":
+		return sendmailCmd(args, os.Stdin, stderr)
 	case "passwd":
 		return passwdCmd(args, os.Stdin, os.Stdout, stderr)
 	case "queue":

@@ -182,6 +182,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	qctx, stopQueue := context.WithCancel(context.Background())
 	queueDone := make(chan struct{})
 	go func() { d.queue.Run(qctx); close(queueDone) }()
+	go d.pickup(qctx)
 	defer func() { stopQueue(); <-queueDone }()
 
 	d.smtp.Serve()
