@@ -55,3 +55,19 @@ func printable(s string) string {
 		return r
 	}, s)
 }
+
+// needUTF8 refuses an address with 8-bit octets in a transaction that did
+// not say SMTPUTF8 on MAIL: RFC 6531 3.4 (553 5.6.7). Without the check such
+// an address would pass to a Maildir header or a remote server that never
+// agreed to it.
+func needUTF8(addr string, utf8 bool) *smtp.SMTPError {
+	if utf8 {
+		return nil
+	}
+	for i := 0; i < len(addr); i++ {
+		if addr[i] >= 0x80 {
+			return reply(553, 6, 7, "Non-ASCII address <%s> needs SMTPUTF8", printable(addr))
+		}
+	}
+	return nil
+}

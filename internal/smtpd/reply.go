@@ -24,6 +24,9 @@ func reply(code int, subject, detail int, format string, args ...any) *smtp.SMTP
 // word for the log.
 var (
 	errBadLineEnding = errors.New("bare CR or LF in message data")
+	errNUL           = errors.New("NUL in message data")
+	errLongHeader    = errors.New("header line over 998 octets")
+	errLowOnSpace    = reply(452, 3, 1, "Insufficient system storage, try again later")
 	errNoRelay       = reply(530, 7, 0, "Relaying from your address needs authentication")
 )
 
@@ -37,12 +40,26 @@ func toReply(err error, id string) *smtp.SMTPError {
 		return se
 	case errors.Is(err, errBadLineEnding):
 		return reply(550, 6, 0, "Message refused: bare CR or LF line ending (RFC 5321 2.3.8)")
+	case errors.Is(err, errNUL):
+		return reply(550, 6, 0, "Message refused: NUL character in message data (RFC 5321 4.5.2)")
+	case errors.Is(err, errLongHeader):
+		return reply(550, 6, 0, "Message refused: header line longer than 998 octets (RFC 5322 2.1.1)")
+	case errors.Is(err, smtp.ErrTooLongLine):
+		// go-smtp closes the connection after this reply, as it does for
+		// an over-long command line.
+		return reply(500, 4, 0, "Line too long, closing connection")
 	case durable.IsNoSpace(err):
 		return reply(452, 3, 1, "Insufficient system storage, try again later")
 	case isTimeout(err):
 		return reply(451, 4, 2, "Timeout while reading the message, try again")
 	}
 	return reply(451, 3, 0, "Local error while storing message %s, try again later", id)
+}
+
+// desync reports whether err left the client's data stream at an unknown
+// point, so that what follows cannot be read as commands.
+func desync(err error) bool {
+	return isTimeout(err) || errors.Is(err, smtp.ErrTooLongLine)
 }
 
 func isTimeout(err error) bool {

@@ -65,6 +65,11 @@ type Options struct {
 	MaxConns        int
 	MaxConnsPerIP   int
 	RelayAllowed    func(netip.Addr) bool
+	// LowOnSpace reports whether the disks mail is written to are below
+	// their free-space floor (limits.min_free_bytes). While they are, MAIL
+	// and DATA get 452 4.3.1, so a message is refused before it is taken
+	// rather than half-written. Nil: never.
+	LowOnSpace func() bool
 	// PlaintextAuth tells whether a client may log in without TLS;
 	// nil means loopback clients only.
 	PlaintextAuth func(netip.Addr) bool

@@ -63,6 +63,12 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	case s.role == Submission && s.authUser == "":
 		return s.refuse(reply(530, 7, 0, "Authentication required"), "submission without AUTH")
 	}
+	if err := s.spaceCheck(); err != nil {
+		return err
+	}
+	if err := needUTF8(from, opts.UTF8); err != nil {
+		return s.refuse(err, "8-bit address without SMTPUTF8", "from", printable(from))
+	}
 	if from != "" {
 		local, domain, err := splitAddress(from)
 		if err != nil {
@@ -87,6 +93,9 @@ func (s *session) owns(local, domain string) bool {
 }
 
 func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
+	if err := needUTF8(to, s.utf8); err != nil {
+		return s.refuse(err, "8-bit address without SMTPUTF8", "rcpt", printable(to))
+	}
 	local, domain, perr := splitAddress(to)
 	if perr != nil {
 		return s.refuse(perr, "bad recipient address", "rcpt", printable(to))
@@ -123,9 +132,18 @@ func (s *session) Data(r io.Reader) error {
 	if len(s.rcpts) == 1 {
 		t.rcpt = s.rcpts[0]
 	}
+	if err := s.spaceCheck(); err != nil {
+		return err
+	}
 	body := &counting{r: &strictCRLF{r: r}}
 	if err := s.store(id, t.received(), body); err != nil {
 		rep := toReply(err, id)
+		if desync(err) {
+			// The rest of the message may still be on its way: read as
+			// commands, it could run a transaction hidden in the body
+			// (smuggling by slowness). Hang up after the reply instead.
+			s.conn.hangUp.Store(true)
+		}
 		s.log.Warn("message refused", "id", id, "from", printable(s.from), "code", rep.Code,
 			"reason", rep.Message, "err", err)
 		s.srv.opts.Metrics.Refused(fmt.Sprintf("message refused %d %d.%d.%d", rep.Code,
@@ -160,6 +178,14 @@ func (s *session) store(id, received string, body io.Reader) error {
 	}
 	m := queue.Message{ID: id, From: s.from, Rcpts: s.remote, EightBit: s.eightBit, SMTPUTF8: s.utf8}
 	return s.srv.opts.Queue.Enqueue(m, []byte(received), body, local)
+}
+
+// spaceCheck refuses new mail while the disk is below its free-space floor.
+func (s *session) spaceCheck() error {
+	if low := s.srv.opts.LowOnSpace; low != nil && low() {
+		return s.refuse(errLowOnSpace, "disk below min_free_bytes")
+	}
+	return nil
 }
 
 // refuse logs a refused command and returns its reply.
