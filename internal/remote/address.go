@@ -27,11 +27,13 @@ func path(addr string) (string, error) {
 	}
 	var b strings.Builder
 	b.WriteByte('"')
-	for _, r := range local {
-		if r == '"' || r == '\\' {
+	// Byte by byte: ranging over runes would turn invalid UTF-8 into
+	// U+FFFD and send an address other than the one queued.
+	for i := 0; i < len(local); i++ {
+		if local[i] == '"' || local[i] == '\\' {
 			b.WriteByte('\\')
 		}
-		b.WriteRune(r)
+		b.WriteByte(local[i])
 	}
 	b.WriteByte('"')
 	return b.String() + domain, nil

@@ -1,0 +1,87 @@
+package remote
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/emersion/go-smtp"
+)
+
+// unquote undoes path's quoting of the local part, as a receiving server
+// reads it (RFC 5321 4.1.2 Quoted-string).
+func unquote(p string) (string, bool) {
+	if !strings.HasPrefix(p, `"`) {
+		return p, true
+	}
+	var b strings.Builder
+	for i := 1; i < len(p); i++ {
+		switch p[i] {
+		case '\\':
+			if i+1 == len(p) {
+				return "", false
+			}
+			i++
+			b.WriteByte(p[i])
+		case '"':
+			if i+1 >= len(p) || p[i+1] != '@' {
+				return "", false // the quoted string must end right before the @
+			}
+			return b.String() + p[i+1:], true
+		default:
+			b.WriteByte(p[i])
+		}
+	}
+	return "", false
+}
+
+func FuzzPath(f *testing.F) {
+	for _, s := range []string{"", "alice@example.test", "john doe@x", `say "hi"@x`, `a\b@x`, "a@b@c", "@x", "a..b@x", "é@x", "a\r\n@x", "nodomain"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, addr string) {
+		p, err := path(addr)
+		if err != nil {
+			return
+		}
+		for i := 0; i < len(p); i++ {
+			if p[i] < 0x20 || p[i] == 0x7f {
+				t.Fatalf("path(%q) = %q holds a control character", addr, p)
+			}
+		}
+		back, ok := unquote(p)
+		if !ok || back != addr {
+			t.Fatalf("path(%q) = %q reads back as %q (%v)", addr, p, back, ok)
+		}
+	})
+}
+
+// FuzzReply checks the classification of any reply a remote server can
+// send: the status follows the reply code's class and the enhanced code
+// quoted never contradicts it.
+func FuzzReply(f *testing.F) {
+	f.Add(250, 2, 0, 0, "2.0.0 Ok")
+	f.Add(550, 4, 1, 1, "user unknown")
+	f.Add(451, 0, 0, 0, "")
+	f.Add(999, -1, -1, -1, "1.2.3")
+	f.Fuzz(func(t *testing.T, code, c1, c2, c3 int, text string) {
+		r := replyResult(&smtp.SMTPError{Code: code, EnhancedCode: smtp.EnhancedCode{c1, c2, c3}, Message: text})
+		want := Transient
+		switch code / 100 {
+		case 2:
+			want = Sent
+		case 5:
+			want = Permanent
+		}
+		if r.Status != want {
+			t.Fatalf("code %d: status %v, want %v", code, r.Status, want)
+		}
+		if r.Enhanced != "" && !strings.HasPrefix(r.Enhanced, strconv.Itoa(code/100)+".") {
+			t.Fatalf("code %d: enhanced %q contradicts it", code, r.Enhanced)
+		}
+		enh, rest := splitEnhanced(text)
+		if enh != "" && enh+" "+rest != text {
+			t.Fatalf("splitEnhanced(%q) = %q, %q", text, enh, rest)
+		}
+	})
+}
