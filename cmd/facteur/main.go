@@ -24,6 +24,8 @@ const usage = `usage: facteur <command> [flags]
 
 commands:
   serve     run the server (the default when the first argument is a flag)
+  check-config  load the configuration, users, passwords and certificate as
+            serve would, print the settings in force, exit 2 on any problem
   queue     list, flush or remove queued messages: facteur queue list|flush|remove ID
   passwd    set a submission password: facteur passwd USER
   sendmail  the sendmail interface: facteur sendmail [-t] [-i] [-f FROM] [-F NAME] [RCPT...]
@@ -51,6 +53,8 @@ func run(args []string, stderr io.Writer) int {
 	switch cmd {
 	case "serve":
 		return serve(args, stderr)
+	case "check-config":
+		return checkConfig(args, os.Stdout, stderr)
 	case "sendmail":
 		return sendmailCmd(args, os.Stdin, stderr)
 	case "passwd":

@@ -35,10 +35,9 @@ type Store struct {
 // there on first run and reusing it afterwards.
 func Open(certFile, keyFile, dataDir, hostname string) (*Store, error) {
 	if certFile == "" && keyFile == "" {
-		dir := filepath.Join(dataDir, "tls")
-		certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+		certFile, keyFile = selfSigned(dataDir)
 		if _, err := os.Stat(certFile); errors.Is(err, fs.ErrNotExist) {
-			if err := generate(dir, certFile, keyFile, hostname); err != nil {
+			if err := generate(filepath.Dir(certFile), certFile, keyFile, hostname); err != nil {
 				return nil, err
 			}
 		}
@@ -48,6 +47,27 @@ func Open(certFile, keyFile, dataDir, hostname string) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+func selfSigned(dataDir string) (cert, key string) {
+	dir := filepath.Join(dataDir, "tls")
+	return filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+}
+
+// Inspect describes the certificate Open would serve, without making one:
+// for check-config.
+func Inspect(certFile, keyFile, dataDir string) (string, error) {
+	if certFile == "" && keyFile == "" {
+		certFile, keyFile = selfSigned(dataDir)
+		if _, err := os.Stat(certFile); errors.Is(err, fs.ErrNotExist) {
+			return "self-signed, made at first start in " + filepath.Dir(certFile), nil
+		}
+	}
+	c, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return "", fmt.Errorf("tls: load %s, %s: %w", certFile, keyFile, err)
+	}
+	return certFile + ": " + describe(&c), nil
 }
 
 // Reload reads the files again; on error the current certificate stays.
@@ -62,8 +82,10 @@ func (s *Store) Reload() error {
 
 // Describe names the certificate in force: subject, names and expiry,
 // for the log and check-config.
-func (s *Store) Describe() string {
-	leaf := s.cert.Load().Leaf
+func (s *Store) Describe() string { return describe(s.cert.Load()) }
+
+func describe(c *tls.Certificate) string {
+	leaf := c.Leaf
 	if leaf == nil {
 		return "unparsable certificate"
 	}

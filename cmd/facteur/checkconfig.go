@@ -1,0 +1,91 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"strings"
+	"text/tabwriter"
+
+	"facteur/internal/config"
+	"facteur/internal/passwd"
+	"facteur/internal/tlsconf"
+	"facteur/internal/users"
+)
+
+// checkConfig loads everything `serve` loads, changes nothing, and prints
+// the settings in force or every problem found (exit status 2).
+func checkConfig(args []string, stdout, stderr io.Writer) int {
+	flags := flag.NewFlagSet("facteur check-config", flag.ContinueOnError)
+	flags.SetOutput(stderr)
+	file := flags.String("config", config.DefaultFile(), "configuration `FILE` (TOML)")
+	var sw config.Switches
+	sw.Register(flags)
+	if err := flags.Parse(args); err != nil {
+		return 2
+	}
+	cfg, err := config.Load(*file, sw)
+	if err != nil {
+		fmt.Fprintf(stderr, "facteur: %v\n", err)
+		return 2
+	}
+	var problems []error
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	row := func(k, v string) { fmt.Fprintf(tw, "%s\t%s\n", k, v) }
+	row("config", or(cfg.File, "(built-in defaults)"))
+	row("hostname", cfg.Hostname)
+	row("domains", strings.Join(cfg.Domains, ", "))
+	for _, l := range []struct {
+		name  string
+		addrs []string
+	}{{"smtp", cfg.Listen.SMTP}, {"smtps", cfg.Listen.SMTPS}, {"relay", cfg.Listen.Relay}, {"submission", cfg.Listen.Submission}} {
+		row("listen "+l.name, or(strings.Join(l.addrs, ", "), "off"))
+	}
+	row("relay_networks", strings.Join(cfg.RelayNetworks, ", "))
+	row("data_dir", cfg.DataDir)
+	row("maildir_root", cfg.MaildirRoot)
+	if u, err := users.Load(cfg.UsersFile, cfg.Domains); err == nil {
+		row("users", fmt.Sprintf("%s: %d entries", cfg.UsersFile, u.Len()))
+	} else if errors.Is(err, fs.ErrNotExist) && !cfg.Explicit("users_file") {
+		row("users", cfg.UsersFile+": missing, so no local users yet")
+	} else {
+		problems = append(problems, fmt.Errorf("users_file: %w", err))
+	}
+	if p, err := passwd.Load(cfg.PasswordsFile); err == nil {
+		row("passwords", fmt.Sprintf("%s: %d accounts", cfg.PasswordsFile, p.Len()))
+	} else if errors.Is(err, fs.ErrNotExist) && !cfg.Explicit("passwords_file") {
+		row("passwords", cfg.PasswordsFile+": missing, so AUTH refuses every login")
+	} else {
+		problems = append(problems, fmt.Errorf("passwords_file: %w", err))
+	}
+	if desc, err := tlsconf.Inspect(cfg.TLS.Cert, cfg.TLS.Key, cfg.DataDir); err == nil {
+		row("certificate", desc)
+	} else {
+		problems = append(problems, err)
+	}
+	o := cfg.Outbound
+	row("outbound", fmt.Sprintf("tls=%s port=%d workers=%d per_domain=%d dns=%s", o.TLS, o.Port, o.Workers, o.PerDomain, or(o.DNS, "/etc/resolv.conf")))
+	row("retries", fmt.Sprintf("backoff %s doubling to %s, bounce after %s", o.MinBackoff, o.MaxBackoff, o.Lifetime))
+	l := cfg.Limits
+	row("limits", fmt.Sprintf("message %d bytes, %d recipients, timeout %s, %d connections (%d per IP), min free %d bytes",
+		l.MaxMessageBytes, l.MaxRecipients, l.Timeout, l.MaxConnections, l.MaxConnectionsPerIP, l.MinFreeBytes))
+	row("metrics", or(cfg.Metrics.Listen, "off"))
+	row("log", or(cfg.Log.File, "stderr")+", level "+cfg.Log.Level)
+	tw.Flush()
+	if len(problems) > 0 {
+		for _, p := range problems {
+			fmt.Fprintf(stderr, "facteur: %v\n", p)
+		}
+		return 2
+	}
+	return 0
+}
+
+func or(s, dflt string) string {
+	if s == "" {
+		return dflt
+	}
+	return s
+}

@@ -1,0 +1,44 @@
+package e2e
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestCheckConfig(t *testing.T) {
+	in := setup(t, "")
+	code, out := in.runAs(binary, "", "check-config", "--config", "facteur.toml")
+	if code != 0 {
+		t.Fatalf("good config: exit %d\n%s", code, out)
+	}
+	for _, want := range []string{"hostname", "mx.example.test", "users", ": 2 entries", "listen smtps", in.smtps,
+		"self-signed, made at first start", "tls=opportunistic", "passwords", "missing, so AUTH refuses"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+
+	in.start() // makes the self-signed pair
+	if code, out = in.runAs(binary, "", "check-config", "--config", "facteur.toml"); code != 0 || !strings.Contains(out, `subject "mx.example.test"`) {
+		t.Errorf("after first start: exit %d\n%s", code, out)
+	}
+
+	// Each kind of bad file is reported, all of them at once, exit 2.
+	in.writeFile("users", "../escape\n")
+	in.writeFile("passwords", "alice:not-a-hash\n")
+	in.writeFile("var/tls/cert.pem", "garbage")
+	code, out = in.runAs(binary, "", "check-config", "--config", "facteur.toml")
+	if code != 2 {
+		t.Fatalf("bad files: exit %d\n%s", code, out)
+	}
+	for _, want := range []string{"users_file:", "users:1", "passwords_file:", "not bcrypt", "tls: load"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	// A broken configuration file stops at once.
+	in.writeFile("facteur.toml", "[limits]\ntimeout = \"soon\"\n")
+	if code, out = in.runAs(binary, "", "check-config", "--config", "facteur.toml"); code != 2 || !strings.Contains(out, "invalid duration") {
+		t.Errorf("bad config: exit %d\n%s", code, out)
+	}
+}
