@@ -1,0 +1,471 @@
+#!/usr/bin/env bash
+# facteur against Postfix on this machine, side by side in one run.
+#
+#   bash bench/run.sh                  # as root, from anywhere in the repo
+#   N=2000 REPS=3 bash bench/run.sh    # a quick run
+#
+# Knobs (environment):
+#   N=20000     messages per throughput run          C=20     concurrent sessions
+#   SIZE=4096   payload bytes (smtp-source -l)       REPS=3   interleaved repetitions
+#   LAT_N=min(N,5000)  messages of each latency run (Go client, bench/loadgen)
+#   IDLE=10000  idle connections held (bench/idleconns)
+#   BIG=25000000 bytes of the one large message
+#   PROFILE=1   also take a CPU profile of facteur during the first inbound
+#               and relay runs (bench/results/<date>-{inbound,relay}.pprof,
+#               PROFILE_SECONDS long, default 5)
+#   KEEP=1      keep the work directory (configs, logs) under bench/.work
+#
+# What it does, in a private network namespace whose only interface is lo
+# (unshare --net: nothing can leave the machine, no port can collide):
+#   * installs postfix with apt-get when smtp-source/smtp-sink are missing,
+#     and stops its packaged instance; creates the local user "bench";
+#   * builds facteur and the small Go tools under bench/;
+#   * REPS times, interleaved facteur, Postfix, facteur, Postfix...:
+#       inbound  smtp-source -s C -m N -l SIZE to bench@localhost; msgs/s
+#                until the N-th file is in Maildir/new
+#       relay    the same to the relay listener, delivered to smtp-sink -M N
+#                on 127.0.0.2; msgs/s until smtp-sink has counted all N
+#       latency  bench/loadgen: p50/p99 from the end of DATA to the 250
+#       ceiling  smtp-sink alone under the same smtp-source load, and
+#                bench/fsyncprobe on the data disk
+#   * memory (facteur; once): IDLE idle connections, RSS before/after; one
+#     BIG-byte message, peak RSS over the baseline while it is accepted;
+#     Postfix gets the large message too (sum of PSS over its processes).
+# The table (medians) goes to stdout and bench/results/<date>.md. Every
+# server started is stopped on exit.
+set -euo pipefail
+
+BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$BENCH/.." && pwd)
+PATH=$PATH:/usr/sbin:/sbin:/usr/local/go/bin
+N=${N:-20000}; C=${C:-20}; SIZE=${SIZE:-4096}; REPS=${REPS:-3}
+LAT_N=${LAT_N:-$((N < 5000 ? N : 5000))}
+IDLE=${IDLE:-10000}; BIG=${BIG:-25000000}
+TIMEOUT=${TIMEOUT:-600} # seconds any one run may take
+log() { echo "[bench] $*" >&2; }
+
+[ "$(id -u)" = 0 ] || { echo "bench/run.sh needs root (apt-get, unshare, a Postfix instance)" >&2; exit 2; }
+
+# ---- outside the namespace: install, build, then re-enter ------------------
+if [ -z "${FACTEUR_BENCH_NS:-}" ]; then
+  if ! [ -x /usr/sbin/smtp-source ] || ! [ -x /usr/sbin/smtp-sink ] || ! [ -x /usr/sbin/postfix ]; then
+    log "installing postfix (smtp-source, smtp-sink) with apt-get"
+    export DEBIAN_FRONTEND=noninteractive
+    # "No configuration": the bench runs its own instance; the packaged one
+    # is not wanted and must not hold port 25.
+    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+    apt-get update -q >/dev/null
+    apt-get install -y -q postfix >/dev/null
+  fi
+  # Only the packaged instance's own stop commands: nothing else is touched.
+  if [ -f /etc/postfix/main.cf ] && postfix status >/dev/null 2>&1; then
+    log "stopping the packaged Postfix instance"; postfix stop >/dev/null 2>&1 || true
+  fi
+  for t in unshare:util-linux ip:iproute2 ss:iproute2 curl:curl; do
+    command -v "${t%%:*}" >/dev/null 2>&1 || { DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${t#*:}" >/dev/null; }
+  done
+  command -v go >/dev/null || { echo "bench/run.sh: go is needed to build facteur (https://go.dev/dl/)" >&2; exit 2; }
+  id bench >/dev/null 2>&1 || useradd -m -s /bin/bash bench
+  mkdir -p "$BENCH/.work" "$BENCH/results"
+  WORK=$(mktemp -d "$BENCH/.work/run.XXXXXX")
+  chmod 755 "$WORK"
+  log "building facteur and the bench tools into $WORK/bin"
+  (cd "$ROOT" && go build -o "$WORK/bin/" ./cmd/facteur ./bench/loadgen ./bench/idleconns ./bench/fsyncprobe)
+  export N C SIZE REPS LAT_N IDLE BIG TIMEOUT WORK
+  export PROFILE=${PROFILE:-} PROFILE_SECONDS=${PROFILE_SECONDS:-} KEEP=${KEEP:-}
+  exec unshare --net --mount --propagation private -- env FACTEUR_BENCH_NS=1 bash "$BENCH/run.sh"
+fi
+
+# ---- inside: lo only, private mounts ---------------------------------------
+ip link set lo up
+printf 'nameserver 127.0.0.1\noptions timeout:1 attempts:1\n' > "$WORK/resolv.conf"
+mount --bind "$WORK/resolv.conf" /etc/resolv.conf # no resolver can leave lo
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+BIN=$WORK/bin
+SMTP_SOURCE=/usr/sbin/smtp-source SMTP_SINK=/usr/sbin/smtp-sink
+P_SMTP=2525 P_RELAY=2587 P_PF=2625 P_SINK=2526 P_PPROF=6060
+DATE=$(date +%Y-%m-%d)
+RESULTS=$WORK/results.txt # one "key value" line per measurement
+: > "$RESULTS"
+
+PIDS=()        # background processes we started (each its own session)
+PF_ETC=""      # running Postfix instance, if any
+cleanup() {
+  set +e
+  [ -n "$PF_ETC" ] && postfix -c "$PF_ETC" stop >/dev/null 2>&1
+  for p in "${PIDS[@]}"; do
+    kill -TERM "$p" 2>/dev/null && wait "$p" 2>/dev/null
+  done
+  if [ -z "$KEEP" ]; then rm -rf "$WORK"; else log "work directory kept: $WORK"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+wait_port() { # host port
+  for _ in $(seq 300); do
+    ss -Htln | awk '{ print $4 }' | grep -qxF "$1:$2" && return 0
+    sleep 0.05
+  done
+  log "nothing listening on $1:$2"; return 1
+}
+record() { echo "$1 $2" >> "$RESULTS"; }
+now() { echo "$EPOCHREALTIME"; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
+rate() { awk -v n="$1" -v a="$2" -v b="$3" 'BEGIN { printf "%.1f", n / (b - a) }'; }
+
+# Sum of RSS or PSS (kB) of the processes of session $1 (smaps_rollup).
+mem_kb() { # sid Rss|Pss
+  local f l pid k v u sum=0
+  for f in /proc/[0-9]*/stat; do
+    { read -r l < "$f"; } 2>/dev/null || continue
+    l=${l##*) }; set -- $l
+    [ "${4:-}" = "$SID" ] || continue
+    pid=${f#/proc/}; pid=${pid%/stat}
+    while read -r k v u; do [ "$k" = "$MEMKEY:" ] && { sum=$((sum + v)); break; }; done 2>/dev/null < "/proc/$pid/smaps_rollup" || true
+  done
+  echo $sum
+}
+# Peak of mem_kb over samples every 0.1 s, into file $3, until killed.
+sampler() { # sid Rss|Pss file
+  ( SID=$1 MEMKEY=$2; peak=0; trap 'echo $peak > "$3"; exit 0' TERM
+    while :; do v=$(mem_kb); [ "$v" -gt "$peak" ] && peak=$v && echo $peak > "$3"; sleep 0.1; done ) &
+  SAMPLER=$!
+}
+stop_sampler() { kill -TERM "$SAMPLER" 2>/dev/null || true; wait "$SAMPLER" 2>/dev/null || true; }
+sid_of() { local l; read -r l < "/proc/$1/stat"; l=${l##*) }; set -- $l; echo "$4"; }
+status_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; } # pid VmRSS|VmHWM
+
+# ---- facteur ----------------------------------------------------------------
+FPID=""
+start_facteur() { # dir [extra toml]
+  local d=$1
+  mkdir -p "$d"
+  echo bench > "$d/users"
+  cat > "$d/facteur.toml" <<EOF
+# Throwaway bench config: defaults except ports, limits for the bench, log level.
+hostname = "bench.localdomain"
+domains = ["localhost"]
+data_dir = "var"
+maildir_root = "maildirs"
+users_file = "users"
+[listen]
+smtp = ["127.0.0.1:$P_SMTP"]
+smtps = []
+relay = ["127.0.0.1:$P_RELAY"]
+[limits]
+max_connections = $((IDLE + 1000))
+max_connections_per_ip = $((IDLE + 1000))
+[outbound]
+port = $P_SINK
+[log]
+level = "info"
+file = "facteur.log"
+${2:-}
+EOF
+  (cd "$d" && exec setsid "$BIN/facteur" serve --config facteur.toml) >"$d/facteur.out" 2>&1 &
+  FPID=$!; PIDS+=("$FPID")
+  wait_port 127.0.0.1 "$P_SMTP" || { tail "$d/facteur.out" "$d/facteur.log" >&2; exit 1; }
+  wait_port 127.0.0.1 "$P_RELAY"
+}
+stop_facteur() {
+  kill -TERM "$FPID" 2>/dev/null || true; wait "$FPID" 2>/dev/null || true
+  PIDS=("${PIDS[@]/$FPID}"); FPID=""
+}
+
+# ---- Postfix: a private instance in the run directory -----------------------
+start_postfix() { # dir relay(0/1)
+  local d=$1
+  mkdir -p "$d/etc" "$d/spool" "$d/data"
+  chown postfix "$d/data"
+  install -d -m 700 -o bench -g bench "$d/maildirs/bench" "$d/maildirs/bench/tmp" "$d/maildirs/bench/new" "$d/maildirs/bench/cur"
+  chmod 755 "$d/maildirs"
+  cat > "$d/etc/main.cf" <<EOF
+# Bench instance: Postfix defaults (fsync of queue files, process limits,
+# in_flow_delay...) except paths, ports and Maildir delivery for "bench".
+compatibility_level = 3.6
+queue_directory = $d/spool
+data_directory = $d/data
+daemon_directory = $(postconf -dh daemon_directory)
+command_directory = $(postconf -dh command_directory)
+shlib_directory = $(postconf -dh shlib_directory)
+meta_directory = $(postconf -dh meta_directory)
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = bench.localdomain
+mydomain = localdomain
+myorigin = \$myhostname
+mydestination = localhost, \$myhostname
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+alias_maps =
+alias_database =
+home_mailbox =
+# A trailing "/" means Maildir <dir>/<user>/, delivered by local(8).
+mail_spool_directory = $d/maildirs/
+biff = no
+maillog_file = $d/maillog
+maillog_file_prefixes = $d
+EOF
+  [ "$2" = 1 ] && echo "relayhost = [127.0.0.2]:$P_SINK" >> "$d/etc/main.cf"
+  # The stock internal services with chroot off, and smtpd on the bench port.
+  cat > "$d/etc/master.cf" <<EOF
+127.0.0.1:$P_PF inet n - n - - smtpd
+pickup     unix  n - n 60 1 pickup
+cleanup    unix  n - n -  0 cleanup
+qmgr       unix  n - n 300 1 qmgr
+rewrite    unix  - - n -  - trivial-rewrite
+bounce     unix  - - n -  0 bounce
+defer      unix  - - n -  0 bounce
+trace      unix  - - n -  0 bounce
+verify     unix  - - n -  1 verify
+flush      unix  n - n 1000? 0 flush
+proxymap   unix  - - n -  - proxymap
+proxywrite unix  - - n -  1 proxymap
+smtp       unix  - - n -  - smtp
+relay      unix  - - n -  - smtp
+showq      unix  n - n -  - showq
+error      unix  - - n -  - error
+retry      unix  - - n -  - error
+discard    unix  - - n -  - discard
+local      unix  - n n -  - local
+virtual    unix  - n n -  - virtual
+lmtp       unix  - - n -  - lmtp
+anvil      unix  - - n -  1 anvil
+scache     unix  - - n -  1 scache
+postlog    unix-dgram n - n - 1 postlogd
+EOF
+  postfix -c "$d/etc" check >"$d/check.log" 2>&1 || { cat "$d/check.log" >&2; exit 1; }
+  PF_ETC=$d/etc
+  postfix -c "$d/etc" start >"$d/start.log" 2>&1 || { cat "$d/start.log" "$d/maillog" >&2; exit 1; }
+  wait_port 127.0.0.1 "$P_PF"
+  local mpid; for _ in $(seq 100); do [ -s "$d/spool/pid/master.pid" ] && break; sleep 0.05; done
+  read -r mpid < "$d/spool/pid/master.pid"
+  PF_SID=$(sid_of "$mpid")
+}
+stop_postfix() { postfix -c "$PF_ETC" stop >/dev/null 2>&1 || true; PF_ETC=""; }
+
+# ---- smtp-sink ----------------------------------------------------------------
+SINK=""
+start_sink() { # ip port [-M N]
+  setsid "$SMTP_SINK" -u nobody "${@:3}" "$1:$2" 1024 >"$WORK/sink.log" 2>&1 &
+  SINK=$!; PIDS+=("$SINK")
+  wait_port "$1" "$2"
+}
+wait_sink() { # bounded wait for smtp-sink -M N to exit
+  local deadline=$((${EPOCHSECONDS} + TIMEOUT))
+  while kill -0 "$SINK" 2>/dev/null; do
+    [ "$EPOCHSECONDS" -lt "$deadline" ] || { log "smtp-sink did not get all messages in ${TIMEOUT}s"; return 1; }
+    sleep 0.02
+  done
+  wait "$SINK" 2>/dev/null || true
+}
+stop_sink() { kill -TERM "$SINK" 2>/dev/null || true; wait "$SINK" 2>/dev/null || true; PIDS=("${PIDS[@]/$SINK}"); SINK=""; }
+
+source_load() { # port rcpt
+  "$SMTP_SOURCE" -s "$C" -m "$N" -l "$SIZE" -M bench.localdomain -f source@localhost -t "$2" 127.0.0.1:"$1" \
+    >"$WORK/smtp-source.log" 2>&1 || { log "smtp-source failed"; tail -5 "$WORK/smtp-source.log" >&2; return 1; }
+}
+wait_maildir() { # dir: until N files are in new/; prints the time of the last rename
+  local deadline=$((${EPOCHSECONDS} + TIMEOUT)) n
+  while n=$(find "$1/new" -type f | wc -l); [ "$n" -lt "$N" ]; do
+    [ "$EPOCHSECONDS" -lt "$deadline" ] || { log "only $n/$N in $1/new after ${TIMEOUT}s"; return 1; }
+    sleep 0.1
+  done
+  stat -c %.6Y "$1/new"
+}
+profile() { # name seconds: CPU profile of facteur, in the background
+  [ -n "$PROFILE" ] || return 0
+  curl -s -o "$BENCH/results/$DATE-$1.pprof" "http://127.0.0.1:$P_PPROF/debug/pprof/profile?seconds=${PROFILE_SECONDS:-$2}" &
+  PROF=$!
+}
+profile_wait() { [ -n "$PROFILE" ] && [ -n "${PROF:-}" ] && { wait "$PROF" || true; PROF=""; }; return 0; }
+pprof_toml() { [ -n "$PROFILE" ] && [ "$1" = 1 ] && printf '[debug]\npprof = "127.0.0.1:%s"\n' "$P_PPROF"; return 0; }
+
+# ---- one measurement each ---------------------------------------------------
+facteur_inbound() { # rep
+  local d=$WORK/f-in-$1 t0 t2
+  start_facteur "$d" "$(pprof_toml "$1")"
+  sampler "$(sid_of "$FPID")" Rss "$d/peak"
+  sync
+  profile inbound 5
+  t0=$(now)
+  source_load "$P_SMTP" bench@localhost
+  t2=$(wait_maildir "$d/maildirs/bench/Maildir")
+  stop_sampler; profile_wait
+  record inbound.facteur "$(rate "$N" "$t0" "$t2")"
+  record inbound_mem.facteur "$(status_kb "$FPID" VmHWM)"
+  "$BIN/loadgen" -addr 127.0.0.1:$P_SMTP -n "$LAT_N" -c "$C" -size "$SIZE" -to bench@localhost > "$d/lat" || { cat "$d/lat"; exit 1; }
+  record lat50.facteur "$(sed 's/.*p50_ms=\([0-9.]*\).*/\1/' "$d/lat")"
+  record lat99.facteur "$(sed 's/.*p99_ms=\([0-9.]*\).*/\1/' "$d/lat")"
+  stop_facteur
+  rm -rf "$d/maildirs"
+}
+postfix_inbound() {
+  local d=$WORK/p-in-$1 t0 t2
+  start_postfix "$d" 0
+  sampler "$PF_SID" Pss "$d/peak"
+  sync
+  t0=$(now)
+  source_load "$P_PF" bench@localhost
+  t2=$(wait_maildir "$d/maildirs/bench")
+  stop_sampler
+  record inbound.postfix "$(rate "$N" "$t0" "$t2")"
+  record inbound_mem.postfix "$(cat "$d/peak")"
+  rm -rf "$d/maildirs/bench/new"/* # latency run's messages go to an empty new/
+  "$BIN/loadgen" -addr 127.0.0.1:$P_PF -n "$LAT_N" -c "$C" -size "$SIZE" -to bench@localhost > "$d/lat" || { cat "$d/lat"; exit 1; }
+  record lat50.postfix "$(sed 's/.*p50_ms=\([0-9.]*\).*/\1/' "$d/lat")"
+  record lat99.postfix "$(sed 's/.*p99_ms=\([0-9.]*\).*/\1/' "$d/lat")"
+  stop_postfix
+  rm -rf "$d/maildirs" "$d/spool"
+}
+facteur_relay() {
+  local d=$WORK/f-relay-$1 t0 t2
+  start_sink 127.0.0.2 "$P_SINK" -M "$N"
+  start_facteur "$d" "$(pprof_toml "$1")"
+  sampler "$(sid_of "$FPID")" Rss "$d/peak"
+  sync
+  profile relay 5
+  t0=$(now)
+  source_load "$P_RELAY" "bench@[127.0.0.2]"
+  wait_sink; t2=$(now)
+  stop_sampler; profile_wait
+  record relay.facteur "$(rate "$N" "$t0" "$t2")"
+  record relay_mem.facteur "$(status_kb "$FPID" VmHWM)"
+  stop_facteur; stop_sink
+  rm -rf "$d/var/queue"
+}
+postfix_relay() {
+  local d=$WORK/p-relay-$1 t0 t2
+  start_sink 127.0.0.2 "$P_SINK" -M "$N"
+  start_postfix "$d" 1
+  sampler "$PF_SID" Pss "$d/peak"
+  sync
+  t0=$(now)
+  source_load "$P_PF" bench@relay.test
+  wait_sink; t2=$(now)
+  stop_sampler
+  record relay.postfix "$(rate "$N" "$t0" "$t2")"
+  record relay_mem.postfix "$(cat "$d/peak")"
+  stop_postfix; stop_sink
+  rm -rf "$d/spool"
+}
+ceiling() {
+  local t0 t1
+  start_sink 127.0.0.1 "$P_SMTP"
+  t0=$(now); source_load "$P_SMTP" bench@localhost; t1=$(now)
+  stop_sink
+  record sink "$(rate "$N" "$t0" "$t1")"
+  local p; p=$("$BIN/fsyncprobe" -dir "$WORK" -n 2000)
+  record dsync "$(sed 's/.*dsync_per_s=\([0-9]*\).*/\1/' <<<"$p")"
+  record deliver "$(sed 's/.*deliver_per_s=\([0-9]*\).*/\1/' <<<"$p")"
+}
+memory() {
+  local d=$WORK/f-mem before after out
+  start_facteur "$d"
+  sleep 0.5
+  before=$(status_kb "$FPID" VmRSS)
+  coproc IDLEC { exec "$BIN/idleconns" -addr 127.0.0.1:$P_SMTP -n "$IDLE"; }
+  read -r out <&"${IDLEC[0]}"
+  sleep 1
+  after=$(status_kb "$FPID" VmRSS)
+  log "idle connections: $out; facteur RSS ${before} kB -> ${after} kB"
+  record idle_conns "$(awk '{ print $2 }' <<<"$out")"
+  record idle_before "$before"; record idle_after "$after"
+  kill -TERM "$IDLEC_PID" 2>/dev/null || true; wait "$IDLEC_PID" 2>/dev/null || true
+  # Wait until the server has let them all go.
+  for _ in $(seq 100); do [ "$(ss -Htn state established "sport = :$P_SMTP" | wc -l)" -eq 0 ] && break; sleep 0.1; done
+  sleep 0.5
+  before=$(status_kb "$FPID" VmRSS)
+  echo 5 > "/proc/$FPID/clear_refs" # VmHWM := VmRSS
+  "$BIN/loadgen" -addr 127.0.0.1:$P_SMTP -n 1 -c 1 -size "$BIG" -to bench@localhost >"$d/big" || { cat "$d/big"; exit 1; }
+  record big.facteur "$(( $(status_kb "$FPID" VmHWM) - before ))"
+  stop_facteur
+  rm -rf "$d"
+
+  d=$WORK/p-mem
+  start_postfix "$d" 0
+  postconf -c "$d/etc" -e "message_size_limit = $((BIG + 1000000))" && postfix -c "$d/etc" reload >/dev/null 2>&1
+  sleep 1
+  SID=$PF_SID MEMKEY=Pss; before=$(mem_kb)
+  sampler "$PF_SID" Pss "$d/peak"
+  "$BIN/loadgen" -addr 127.0.0.1:$P_PF -n 1 -c 1 -size "$BIG" -to bench@localhost >"$d/big" || { cat "$d/big"; exit 1; }
+  wait_maildir_n1 "$d/maildirs/bench"
+  stop_sampler
+  record big.postfix "$(( $(cat "$d/peak") - before ))"
+  stop_postfix
+  rm -rf "$d"
+}
+wait_maildir_n1() { local N=1; wait_maildir "$1" >/dev/null; }
+
+# ---- the run ----------------------------------------------------------------
+log "N=$N C=$C SIZE=$SIZE REPS=$REPS LAT_N=$LAT_N IDLE=$IDLE BIG=$BIG"
+for r in $(seq 1 "$REPS"); do
+  for step in facteur_inbound postfix_inbound facteur_relay postfix_relay ceiling; do
+    log "rep $r/$REPS: $step"
+    $step "$r"
+  done
+done
+log "memory"
+memory
+
+# ---- the table --------------------------------------------------------------
+{
+  echo "## facteur vs Postfix, $DATE"
+  echo
+  echo "Machine: $(nproc) cores ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM, $(. /etc/os-release; echo "$PRETTY_NAME"), kernel $(uname -r),"
+  echo "data disk $(df -T "$WORK" | awk 'NR == 2 { print $2 " on " $1 }'). facteur $(cd "$ROOT" && git describe --always --dirty 2>/dev/null || echo '?'), Postfix $(postconf -dh mail_version), $(go version | awk '{ print $3 }')."
+  echo
+  echo "\`N=$N C=$C SIZE=$SIZE REPS=$REPS bash bench/run.sh\`: medians of $REPS interleaved runs (min-max in brackets); one connection per message (smtp-source default)."
+  echo
+} > "$WORK/table.md"
+awk -v N="$N" -v C="$C" -v SIZE="$SIZE" -v LAT_N="$LAT_N" -v IDLE="$IDLE" -v BIG="$BIG" '
+  { v[$1, ++n[$1]] = $2 }
+  function med(k,    a, i, j, m, x) {
+    m = n[k]; if (!m) return ""
+    for (i = 1; i <= m; i++) a[i] = v[k, i] + 0
+    for (i = 2; i <= m; i++) { x = a[i]; for (j = i - 1; j >= 1 && a[j] > x; j--) a[j + 1] = a[j]; a[j + 1] = x }
+    return (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
+  }
+  function rng(k,    i, lo, hi, x) {
+    if (n[k] < 2) return ""
+    lo = hi = v[k, 1] + 0
+    for (i = 2; i <= n[k]; i++) { x = v[k, i] + 0; if (x < lo) lo = x; if (x > hi) hi = x }
+    return sprintf(" (%s-%s)", fmt(lo), fmt(hi))
+  }
+  function fmt(x) { return (x >= 100 || x == int(x)) ? sprintf("%.0f", x) : sprintf("%.2f", x) }
+  function cell(k) { return n[k] ? fmt(med(k)) rng(k) : "-" }
+  function ratio(a, b) { return (n[a] && n[b] && med(b) > 0) ? sprintf("%.2f", med(a) / med(b)) : "-" }
+  function row(what, k) { printf "| %s | %s | %s | %s |\n", what, cell(k ".facteur"), cell(k ".postfix"), ratio(k ".facteur", k ".postfix") }
+  function pct(a, b) { return sprintf("%.0f %%", 100 * med(a) / med(b)) }
+  END {
+    print "| measure | facteur | Postfix | facteur / Postfix |"
+    print "|---|---|---|---|"
+    row("inbound to Maildir, msgs/s (" N " x " SIZE " B, " C " sessions)", "inbound")
+    row("relay to smtp-sink, msgs/s", "relay")
+    row("time to 250 after DATA, p50 ms (" LAT_N " msgs)", "lat50")
+    row("time to 250 after DATA, p99 ms", "lat99")
+    printf "| inbound, %% of the smtp-sink ceiling | %s | %s | |\n", pct("inbound.facteur", "sink"), pct("inbound.postfix", "sink")
+    printf "| relay, %% of the smtp-sink ceiling | %s | %s | |\n", pct("relay.facteur", "sink"), pct("relay.postfix", "sink")
+    # facteur: peak RSS of its one process (VmHWM); Postfix: peak of the sum
+    # of PSS over its processes (RSS would count shared pages 50 times).
+    for (k in n) if (k ~ /_mem\./) { m = 0; for (i = 1; i <= n[k]; i++) v[k, i] = sprintf("%.1f", v[k, i] / 1024) }
+    row("peak memory under inbound load, MB", "inbound_mem")
+    row("peak memory under relay load, MB", "relay_mem")
+    printf "| one %.0f MB message: extra peak memory, MB | %.1f | %.1f | %.2f |\n", BIG / 1e6, med("big.facteur") / 1024, med("big.postfix") / 1024, (med("big.postfix") > 0 ? med("big.facteur") / med("big.postfix") : 0)
+    printf "| %d idle connections (%d held): RSS before -> after, MB | %.1f -> %.1f | not measured (one process per session, 100 at most by default) | |\n", IDLE, med("idle_conns"), med("idle_before") / 1024, med("idle_after") / 1024
+    printf "| ceiling: smtp-sink alone, msgs/s | %s | | |\n", cell("sink")
+    printf "| ceiling: 4 KiB O_DSYNC writes/s on the data disk | %s | | |\n", cell("dsync")
+    printf "| ceiling: serial Maildir-style deliveries/s (write, fsync, rename, dir fsync) | %s | | |\n", cell("deliver")
+  }' "$RESULTS" >> "$WORK/table.md"
+cat >> "$WORK/table.md" <<'EOF'
+
+facteur memory is its process's peak RSS (VmHWM); Postfix's is the peak of the sum of PSS over its
+processes, sampled every 0.1 s. Time to 250 is measured by bench/loadgen from the end of the data to the
+reply, C sessions, one connection per message. Raw figures: the lines below.
+EOF
+{ echo; echo '```'; cat "$RESULTS"; echo '```'; } >> "$WORK/table.md"
+OUT=$BENCH/results/$(date +%Y-%m-%d-%H%M).md
+cp "$WORK/table.md" "$OUT"
+cat "$WORK/table.md"
+log "written to ${OUT#$ROOT/}"
