@@ -59,6 +59,7 @@ type instance struct {
 	smtp    string
 	smtps   string
 	relay   string
+	submit  string
 	exited  chan struct{}
 	waitErr error
 }
@@ -69,19 +70,22 @@ func setup(t *testing.T, extra string) *instance {
 	t.Helper()
 	dir := t.TempDir()
 	in := &instance{t: t, dir: dir,
-		smtp:  fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-		smtps: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-		relay: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		smtp:   fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		smtps:  fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		relay:  fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		submit: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 	}
 	cfg := fmt.Sprintf(`hostname = "mx.example.test"
 domains = ["example.test"]
 data_dir = "var"
 users_file = "users"
+run_as_root = true # CI runs as root; privileges_test.go covers the switch
 [listen]
 smtp = [%q]
 smtps = [%q]
 relay = [%q]
-%s`, in.smtp, in.smtps, in.relay, extra)
+submission = [%q]
+%s`, in.smtp, in.smtps, in.relay, in.submit, extra)
 	in.writeFile("facteur.toml", cfg)
 	in.writeFile("users", "alice\nbob@example.test robert\n")
 	return in

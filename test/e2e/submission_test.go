@@ -4,7 +4,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -45,9 +44,7 @@ func TestSubmissionWithAUTHRelaysToRemoteMX(t *testing.T) {
 	w := newRelayWorld(t, "")
 	w.twoMX()
 	mx := w.mx("127.0.0.2", smtptest.MXOptions{})
-	submit := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	cfg, _ := os.ReadFile(filepath.Join(w.dir, "facteur.toml"))
-	w.writeFile("facteur.toml", strings.Replace(string(cfg), "[listen]\n", fmt.Sprintf("[listen]\nsubmission = [%q]\n", submit), 1))
+	submit := w.submit
 	w.setPassword("alice", "correct horse")
 	w.start()
 

@@ -1,6 +1,6 @@
 # Sourced by the interop scripts: build facteur, run it on free loopback
 # ports with a throwaway config, and clean everything up on exit.
-#   start_facteur HOSTNAME EXTRA_TOML   sets P_SMTP P_SMTPS P_RELAY, $pid
+#   start_facteur HOSTNAME EXTRA_TOML   sets P_SMTP P_SMTPS P_RELAY P_SUBMIT, $pid
 #   fail MESSAGE                        prints the log tail and exits 1
 #   free_port [IP]                      a TCP port free on IP a moment ago
 #   queue_left                          last line of `facteur queue list`
@@ -28,16 +28,18 @@ free_port() {
 go build -o "$work/facteur" ./cmd/facteur
 
 start_facteur() {
-  P_SMTP=$(free_port); P_SMTPS=$(free_port); P_RELAY=$(free_port)
+  P_SMTP=$(free_port); P_SMTPS=$(free_port); P_RELAY=$(free_port); P_SUBMIT=$(free_port)
   cat > "$work/facteur.toml" <<CONF
 hostname = "$1"
 domains = ["example.test"]
 data_dir = "var"
+run_as_root = true
 $2
 [listen]
 smtp = ["127.0.0.1:$P_SMTP"]
 smtps = ["127.0.0.1:$P_SMTPS"]
 relay = ["127.0.0.1:$P_RELAY"]
+submission = ["127.0.0.1:$P_SUBMIT"]
 [log]
 level = "warn"
 CONF
