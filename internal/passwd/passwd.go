@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 
 	"golang.org/x/crypto/bcrypt"
 
@@ -117,7 +119,23 @@ func Set(path, user, password string) error {
 		}
 		out.WriteString(user + ":" + string(hash) + "\n")
 	}
-	if err := durable.WriteFile(path, out.Bytes()); err != nil {
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return fmt.Errorf("passwords: %w", err)
+	}
+	// root runs this command, the server's user reads the file: the new
+	// file keeps the old one's owner.
+	if fi, err := os.Stat(path); err == nil && os.Geteuid() == 0 {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			f.Chown(int(st.Uid), int(st.Gid))
+		}
+	}
+	if _, err := f.Write(out.Bytes()); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return fmt.Errorf("passwords: %w", err)
+	}
+	if err := durable.Commit(f, path); err != nil {
 		return fmt.Errorf("passwords: %w", err)
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -56,5 +57,23 @@ func TestParseErrors(t *testing.T) {
 	}
 	if err := Set(filepath.Join(t.TempDir(), "p"), "a/b", "x"); err == nil {
 		t.Error("Set accepted a user with a slash")
+	}
+}
+
+func TestSetKeepsOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give the file to another user")
+	}
+	path := filepath.Join(t.TempDir(), "passwords")
+	os.WriteFile(path, nil, 0o600)
+	if err := os.Chown(path, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if err := Set(path, "alice", "pw"); err != nil {
+		t.Fatal(err)
+	}
+	fi, _ := os.Stat(path)
+	if st := fi.Sys().(*syscall.Stat_t); st.Uid != 65534 || st.Gid != 65534 {
+		t.Errorf("owner %d:%d after Set, want 65534:65534 as before", st.Uid, st.Gid)
 	}
 }
