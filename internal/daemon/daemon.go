@@ -95,6 +95,7 @@ func Start(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		MaxConns:        cfg.Limits.MaxConnections,
 		MaxConnsPerIP:   cfg.Limits.MaxConnectionsPerIP,
 		RelayAllowed:    cfg.RelayAllowed,
+		LowOnSpace:      durable.NewSpaceFloor(cfg.Limits.MinFreeBytes, cfg.DataDir, cfg.MaildirRoot).Low,
 		AuthFailDelay:   time.Second,
 		Metrics:         m,
 		Log:             log,
