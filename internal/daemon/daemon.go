@@ -51,6 +51,11 @@ type Daemon struct {
 // Start does everything that can fail because of the configuration, so
 // that a bad one stops facteur before it takes any mail.
 func Start(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
+	// Known before anything is written: root without an account to become.
+	runAs, err := lookupRunAs(cfg)
+	if err != nil {
+		return nil, err
+	}
 	for _, dir := range []string{cfg.DataDir, cfg.MaildirRoot} {
 		if err := durable.MkdirAll(dir); err != nil {
 			return nil, err
@@ -130,6 +135,12 @@ func Start(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		return nil, err
 	}
 	if d.pprof, err = startPprof(cfg.Debug.Pprof, log); err != nil {
+		d.smtp.Shutdown(context.Background())
+		d.ctl.Close()
+		return nil, err
+	}
+	// The ports are bound: root is no longer needed.
+	if err := runAs.drop(cfg, log); err != nil {
 		d.smtp.Shutdown(context.Background())
 		d.ctl.Close()
 		return nil, err
