@@ -112,6 +112,19 @@ func (c *conn) SetReadDeadline(t time.Time) error {
 	return c.Conn.SetReadDeadline(t)
 }
 
+// Read ends the session at its first read timeout. go-smtp would take a
+// command cut short by the timeout for a whole one (bufio.ReadLine returns
+// the partial line and drops the error), so a client sending one byte at a
+// time would be answered bit by bit instead of dropped: it gets the reply
+// to what it managed to send, then the connection is closed.
+func (c *conn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if err != nil && isTimeout(err) {
+		c.hangUp.Store(true)
+	}
+	return n, err
+}
+
 func (c *conn) Write(p []byte) (int, error) {
 	n, err := c.Conn.Write(p)
 	if c.hangUp.Load() {
