@@ -56,6 +56,9 @@ func Start(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
+	if runAs == nil && os.Geteuid() == 0 && !cfg.RunAsRoot {
+		log.Warn("running as root on built-in defaults: with a configuration file facteur switches to its user or refuses to start", "user", cfg.User)
+	}
 	for _, dir := range []string{cfg.DataDir, cfg.MaildirRoot} {
 		if err := durable.MkdirAll(dir); err != nil {
 			return nil, err

@@ -33,6 +33,12 @@ func lookupRunAs(cfg *config.Config) (*runAs, error) {
 		return nil, fmt.Errorf("user: started as root with no user to switch to; %s", hint)
 	}
 	u, err := user.Lookup(cfg.User)
+	if err != nil && cfg.File == "" && !cfg.Explicit("user") {
+		// Built-in defaults: a try-out on loopback and unprivileged
+		// ports, where refusing to start would only get in the way. Any
+		// configuration file makes the rule strict.
+		return nil, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("user: started as root, cannot switch to %q: %w; %s", cfg.User, err, hint)
 	}
