@@ -148,6 +148,7 @@ domains = ["localhost"]
 data_dir = "var"
 maildir_root = "maildirs"
 users_file = "users"
+run_as_root = true # the bench runs as root; facteur would otherwise switch to user "facteur"
 [listen]
 smtp = ["127.0.0.1:$P_SMTP"]
 smtps = []
