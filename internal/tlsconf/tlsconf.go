@@ -36,7 +36,7 @@ type Store struct {
 func Open(certFile, keyFile, dataDir, hostname string) (*Store, error) {
 	if certFile == "" && keyFile == "" {
 		certFile, keyFile = selfSigned(dataDir)
-		if _, err := os.Stat(certFile); errors.Is(err, fs.ErrNotExist) {
+		if needsNew(certFile, keyFile, time.Now()) {
 			if err := generate(filepath.Dir(certFile), certFile, keyFile, hostname); err != nil {
 				return nil, err
 			}
@@ -47,6 +47,22 @@ func Open(certFile, keyFile, dataDir, hostname string) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// selfSignedLife is a little over a year, as certificate checkers expect;
+// the pair is made again at a start within renewBefore of its end.
+const (
+	selfSignedLife = 397 * 24 * time.Hour
+	renewBefore    = 30 * 24 * time.Hour
+)
+
+// needsNew tells whether the self-signed pair is missing or near its end.
+func needsNew(certFile, keyFile string, now time.Time) bool {
+	c, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return true
+	}
+	return err == nil && c.Leaf != nil && now.Add(renewBefore).After(c.Leaf.NotAfter)
 }
 
 func selfSigned(dataDir string) (cert, key string) {
@@ -133,7 +149,7 @@ func generate(dir, certFile, keyFile, hostname string) error {
 		SerialNumber:          serial,
 		Subject:               pkix.Name{CommonName: hostname, Organization: []string{"facteur self-signed"}},
 		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.AddDate(10, 0, 0),
+		NotAfter:              now.Add(selfSignedLife),
 		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		BasicConstraintsValid: true,
