@@ -101,7 +101,18 @@ type conn struct {
 	// session's last word, e.g. after too many failed logins.
 	hangUp atomic.Bool
 	once   sync.Once
+
+	// Replies are held until the session next reads, then sent in one
+	// write: go-smtp writes each line of a multi-line reply (EHLO's nine)
+	// and each pipelined reply on its own, and every write is a syscall
+	// here and a wake-up for the client. Nothing waits on a held reply:
+	// the client only needs it once the server waits for the client.
+	mu  sync.Mutex
+	out []byte
 }
+
+// flushAt bounds the replies held back.
+const flushAt = 16 << 10
 
 // SetReadDeadline is how go-smtp arms its idle timeout before each command;
 // once the server drains, an idle session gets no new time.
@@ -118,6 +129,9 @@ func (c *conn) SetReadDeadline(t time.Time) error {
 // time would be answered bit by bit instead of dropped: it gets the reply
 // to what it managed to send, then the connection is closed.
 func (c *conn) Read(p []byte) (int, error) {
+	if err := c.flush(); err != nil {
+		return 0, err
+	}
 	n, err := c.Conn.Read(p)
 	if err != nil && isTimeout(err) {
 		c.hangUp.Store(true)
@@ -126,14 +140,35 @@ func (c *conn) Read(p []byte) (int, error) {
 }
 
 func (c *conn) Write(p []byte) (int, error) {
-	n, err := c.Conn.Write(p)
+	c.mu.Lock()
+	c.out = append(c.out, p...)
+	held := len(c.out)
+	c.mu.Unlock()
 	if c.hangUp.Load() {
-		c.Close()
+		return len(p), c.Close()
 	}
-	return n, err
+	if held >= flushAt {
+		return len(p), c.flush()
+	}
+	return len(p), nil
+}
+
+func (c *conn) flush() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.out) == 0 {
+		return nil
+	}
+	_, err := c.Conn.Write(c.out)
+	c.out = c.out[:0]
+	if cap(c.out) > 4<<10 {
+		c.out = nil // an idle connection keeps no large buffer
+	}
+	return err
 }
 
 func (c *conn) Close() error {
+	c.flush()
 	err := c.Conn.Close()
 	c.once.Do(func() {
 		c.cs.release(c)
