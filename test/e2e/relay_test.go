@@ -84,23 +84,6 @@ func (w *relayWorld) waitQueue(ok func(string) bool, what string) string {
 
 func emptyQueue(out string) bool { return strings.Contains(out, "queue is empty") }
 
-// waitMaildir waits until mailbox holds n messages and returns them.
-func (w *relayWorld) waitMaildir(mailbox string, n int) []string {
-	w.t.Helper()
-	root := filepath.Join(w.dir, "var", "mail")
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		got := maildirNew(w.t, root, mailbox)
-		if len(got) >= n {
-			return got
-		}
-		if time.Now().After(deadline) {
-			w.t.Fatalf("%s has %d messages, want %d", mailbox, len(got), n)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 func TestRelayPrefersLowestMXAndFallsBack(t *testing.T) {
 	w := newRelayWorld(t, "")
 	w.twoMX()
@@ -191,7 +174,7 @@ func TestRelayBouncesNullMXAndNXDomainAtOnce(t *testing.T) {
 	if err := send(w.relay, "alice@example.test", []string{"x@nomail.test", "y@nowhere.test"}, message); err != nil {
 		t.Fatal(err)
 	}
-	bounces := w.waitMaildir("alice", 1)
+	bounces := w.waitMail("alice", 1)
 	w.waitQueue(emptyQueue, "empty")
 	b := bounces[0]
 	for _, want := range []string{"Return-Path: <>", "report-type=delivery-status", "Final-Recipient: rfc822; x@nomail.test",
@@ -276,7 +259,7 @@ func TestRelayPartialFailureBouncesOnlyTheFailedRecipient(t *testing.T) {
 	if to := mx.Messages()[0].To; len(to) != 1 || to[0] != "bob@remote.test" {
 		t.Errorf("delivered to %v", to)
 	}
-	b := w.waitMaildir("alice", 1)[0]
+	b := w.waitMail("alice", 1)[0]
 	for _, want := range []string{"gone@remote.test: mailbox unavailable", "Final-Recipient: rfc822; gone@remote.test", "Status: 5.1.1", "Remote-MTA: dns; mx1.remote.test"} {
 		if !strings.Contains(b, want) {
 			t.Errorf("bounce lacks %q:\n%s", want, b)
@@ -302,7 +285,7 @@ func TestRelayExpiryBouncesAndBouncesAreNeverBounced(t *testing.T) {
 	if err := send(w.relay, "alice@example.test", []string{"bob@remote.test"}, message); err != nil {
 		t.Fatal(err)
 	}
-	b := w.waitMaildir("alice", 1)[0]
+	b := w.waitMail("alice", 1)[0]
 	if !strings.Contains(b, "Status: 5.4.7") || !strings.Contains(b, "overloaded") {
 		t.Errorf("expiry bounce:\n%s", b)
 	}
@@ -339,7 +322,7 @@ func TestRelayMixedLocalAndRemote(t *testing.T) {
 		t.Fatal(err)
 	}
 	mx.Wait(t, 1, 20*time.Second)
-	local := w.waitMaildir("alice", 1)[0]
+	local := w.waitMail("alice", 1)[0]
 	if !strings.HasPrefix(local, "Return-Path: <x@example.org>\r\nReceived: ") || !strings.HasSuffix(local, message) {
 		t.Errorf("local copy:\n%s", local)
 	}
