@@ -18,20 +18,46 @@ type staticMX []mx.Host
 
 func (s staticMX) Lookup(context.Context, string) ([]mx.Host, error) { return s, nil }
 
-// BenchmarkDeliver measures one 4 KiB message per op to a local fake MX, with
-// a new connection per message or several messages per connection.
+// BenchmarkDeliver measures one 4 KiB message per op to a local fake MX:
+// a new connection per Deliver call carrying one or ten messages, or
+// sequential calls of one message each on a session kept between calls; in
+// plaintext, and with STARTTLS.
 func BenchmarkDeliver(b *testing.B) {
 	data := bytes.Repeat([]byte("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ\r\n"), 64)
-	fake := smtptest.NewMX(b, "127.0.0.1", 0, smtptest.MXOptions{NoData: true})
-	c := &Client{
-		Resolver: staticMX{{Name: "localhost", Addrs: []netip.Addr{netip.MustParseAddr("127.0.0.1")}}},
-		Port:     fake.Port(),
-		HeloName: "bench.test",
-		Log:      slog.New(slog.DiscardHandler),
-	}
-	for _, perConn := range []int{1, 10} {
-		b.Run(fmt.Sprintf("%d-per-connection", perConn), func(b *testing.B) {
-			msgs := make([]*Message, perConn)
+	ca := smtptest.NewCA(b, "localhost")
+	for _, bc := range []struct {
+		name    string
+		perCall int
+		reuse   bool
+		tls     bool
+	}{
+		{"1-per-connection", 1, false, false},
+		{"10-per-connection", 10, false, false},
+		{"sequential-calls-reuse", 1, true, false},
+		{"starttls-1-per-connection", 1, false, true},
+		{"starttls-sequential-calls-reuse", 1, true, true},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			opts := smtptest.MXOptions{NoData: true}
+			if bc.tls {
+				opts.TLS = ca.ServerTLS()
+			}
+			fake := smtptest.NewMX(b, "127.0.0.1", 0, opts)
+			c := &Client{
+				Resolver: staticMX{{Name: "localhost", Addrs: []netip.Addr{netip.MustParseAddr("127.0.0.1")}}},
+				Port:     fake.Port(),
+				HeloName: "bench.test",
+				TLS:      None,
+				Log:      slog.New(slog.DiscardHandler),
+			}
+			if bc.tls {
+				c.TLS = Required
+			}
+			if !bc.reuse {
+				c.IdleTimeout = -1
+			}
+			defer c.Close()
+			msgs := make([]*Message, bc.perCall)
 			for i := range msgs {
 				msgs[i] = &Message{
 					ID:    fmt.Sprint("q", i),
@@ -43,14 +69,17 @@ func BenchmarkDeliver(b *testing.B) {
 			}
 			b.SetBytes(int64(len(data)))
 			b.ReportAllocs()
-			for i := 0; i < b.N; i += perConn {
-				batch := msgs[:min(perConn, b.N-i)]
+			b.ResetTimer()
+			for i := 0; i < b.N; i += bc.perCall {
+				batch := msgs[:min(bc.perCall, b.N-i)]
 				for _, rs := range c.Deliver(context.Background(), "example.test", batch) {
 					if rs[0].Status != Sent {
 						b.Fatalf("not sent: %+v", rs[0])
 					}
 				}
 			}
+			b.StopTimer()
+			b.ReportMetric(float64(fake.Connections()), "conns")
 		})
 	}
 }

@@ -17,7 +17,9 @@ import (
 // Hosts are tried in order, and each address of a host, until every message
 // has been taken by a host or refused for good. A host takes a message when
 // it accepts MAIL; from then on its replies are final, so a message is never
-// sent to a second host after a 250. Messages share a connection.
+// sent to a second host after a 250. Messages share a connection, and a
+// healthy connection is kept for the next call to the same address
+// (see Client.IdleTimeout).
 func (c *Client) Deliver(ctx context.Context, domain string, msgs []*Message) [][]Result {
 	d := newDelivery(msgs)
 	if !d.pending() {
@@ -45,9 +47,18 @@ func (c *Client) Deliver(ctx context.Context, domain string, msgs []*Message) []
 	return d.out
 }
 
-// attempt delivers what is still open over one connection to addr.
+// attempt delivers what is still open over one connection to addr: an idle
+// session left by an earlier call if there is one, else a new connection.
 func (c *Client) attempt(ctx context.Context, d *delivery, host string, addr netip.Addr) {
 	log := c.log().With("host", host, "addr", addr)
+	if s := c.take(c.poolKey(host, addr)); s != nil {
+		s.bind(ctx)
+		s.reused = true
+		if c.run(s, d) || !s.stale {
+			return
+		}
+		log.Debug("idle session closed by the server, connecting again")
+	}
 	s, err := c.connect(ctx, host, addr, c.TLS)
 	if tlsErr := (*tlsError)(nil); errors.As(err, &tlsErr) && c.TLS == Opportunistic {
 		log.Warn("STARTTLS failed, delivering in plaintext", "err", err)
@@ -61,12 +72,24 @@ func (c *Client) attempt(ctx context.Context, d *delivery, host string, addr net
 		d.failOpen(r)
 		return
 	}
-	defer s.quit()
+	c.run(s, d)
+}
+
+// run carries the open messages over s, then keeps s for the next call or
+// ends it. It reports whether s stayed healthy to the end.
+func (c *Client) run(s *session, d *delivery) bool {
 	for i := range d.msgs {
 		if d.open[i] && !c.transact(s, d, i) {
-			return
+			if s.stale {
+				s.close()
+			} else {
+				s.quit()
+			}
+			return false
 		}
 	}
+	c.release(s)
+	return true
 }
 
 // lookupResult turns a failed MX lookup into the result of every recipient.

@@ -63,7 +63,7 @@ type Lookuper interface {
 }
 
 // Client delivers mail to remote domains. Its fields are set once; it is
-// then safe for concurrent use.
+// then safe for concurrent use, and must not be copied.
 type Client struct {
 	Resolver Lookuper
 	Port     int    // outbound port; 0 means 25
@@ -71,10 +71,18 @@ type Client struct {
 	TLS      Policy
 	RootCAs  *x509.CertPool // trusted by Verify; nil means the system pool
 
+	// IdleTimeout is how long a healthy session waits, after a Deliver call,
+	// to carry the next one to the same address: zero means
+	// DefaultIdleTimeout, negative ends every session at the end of its call.
+	// Close ends the idle sessions.
+	IdleTimeout time.Duration
+
 	ConnectTimeout time.Duration // zero means DefaultConnectTimeout
 	CommandTimeout time.Duration // each reply, the one after the final dot included; zero means DefaultCommandTimeout
 
 	Log *slog.Logger // nil discards
+
+	pool idlePool
 }
 
 // Message is one message to deliver, with its recipients at one domain.

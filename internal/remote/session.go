@@ -16,15 +16,25 @@ import (
 )
 
 // session is one SMTP connection to one address of an MX host, greeted and
-// with TLS settled.
+// with TLS settled. It belongs to one Deliver call at a time, or to the idle
+// pool in between.
 type session struct {
 	cl    *smtp.Client
 	conn  net.Conn // under cl: TCP or TLS; for write deadlines and aborts
+	raw   net.Conn // the TCP connection, closed to interrupt a command
+	key   poolKey
 	host  string
 	addr  netip.Addr
 	tls   bool
-	dirty bool // a transaction was left open and needs RSET
-	stop  func() bool
+	dirty bool        // a transaction was left open and needs RSET
+	stop  func() bool // unbinds from the Deliver call's context; nil when idle
+
+	// reused: taken from the idle pool, and the server has not answered
+	// since. If its first answer is a hang-up or a 421, the server closed
+	// the idle session meanwhile: stale is set, and nothing is recorded
+	// against the host, since nothing can have been delivered.
+	reused, stale bool
+	idleSince     time.Time
 }
 
 // errNoSTARTTLS: the policy wants TLS and the host does not offer it.
@@ -45,9 +55,8 @@ func (c *Client) connect(ctx context.Context, host string, addr netip.Addr, poli
 	if err != nil {
 		return nil, err
 	}
-	// go-smtp bounds each reply with deadlines but knows no context: closing
-	// the connection is what interrupts it.
-	s := &session{conn: raw, host: host, addr: addr, stop: context.AfterFunc(ctx, func() { raw.Close() })}
+	s := &session{conn: raw, raw: raw, key: c.poolKey(host, addr), host: host, addr: addr}
+	s.bind(ctx)
 	s.cl = c.newSMTP(raw)
 	if err := s.cl.Hello(c.helo()); err != nil {
 		s.close()
@@ -142,8 +151,27 @@ func (s *session) quit() {
 }
 
 func (s *session) close() {
-	s.stop()
+	s.unbind()
 	s.cl.Close()
+}
+
+// bind makes the end of ctx interrupt the session: go-smtp bounds each reply
+// with deadlines but knows no context, so closing the connection is what
+// interrupts it.
+func (s *session) bind(ctx context.Context) {
+	raw := s.raw
+	s.stop = context.AfterFunc(ctx, func() { raw.Close() })
+}
+
+// unbind detaches the session from its context, and reports whether the
+// connection is still open, that is, the context did not close it first.
+func (s *session) unbind() bool {
+	if s.stop == nil {
+		return true
+	}
+	ok := s.stop()
+	s.stop = nil
+	return ok
 }
 
 // greeted replays a greeting before the connection's data: go-smtp's Client

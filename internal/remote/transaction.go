@@ -17,7 +17,9 @@ func (c *Client) transact(s *session, d *delivery, i int) bool {
 		// go-smtp forgets the EHLO reply at RSET and would say EHLO again
 		// lazily, inside Extension, where a failure reads as "not supported".
 		if err := s.reset(c.helo()); err != nil {
-			d.fail(i, s.hostResult(err))
+			if !s.gone(err) {
+				d.fail(i, s.hostResult(err))
+			}
 			return false
 		}
 	}
@@ -36,6 +38,9 @@ func (c *Client) transact(s *session, d *delivery, i int) bool {
 
 	s.dirty = true
 	if err := s.cl.Mail(d.from[i], &smtp.MailOptions{Size: m.Size, UTF8: needsUTF8(m)}); err != nil {
+		if s.gone(err) {
+			return false
+		}
 		r := s.result(err)
 		if r.Status == Permanent {
 			d.take(i, r)
@@ -46,6 +51,7 @@ func (c *Client) transact(s *session, d *delivery, i int) bool {
 		return !fatal(err)
 	}
 
+	s.reused = false
 	var accepted, refused []int
 	for _, j := range d.waiting(i) {
 		err := s.cl.Rcpt(d.rcpts[i][j], nil)
@@ -79,11 +85,25 @@ func (c *Client) transact(s *session, d *delivery, i int) bool {
 	return true
 }
 
+// gone reports whether err, from the first command on a session taken from
+// the idle pool, says the server closed the session while it was idle. Then
+// the session is marked stale, to be replaced by a new connection. Any other
+// answer shows the server alive, and ends the grace.
+func (s *session) gone(err error) bool {
+	if !s.reused {
+		return false
+	}
+	s.reused = false
+	s.stale = fatal(err)
+	return s.stale
+}
+
 // reset ends an abandoned transaction and greets again.
 func (s *session) reset(helo string) error {
 	if err := s.cl.Reset(); err != nil {
 		return err
 	}
+	s.reused = false
 	if err := s.cl.Hello(helo); err != nil {
 		return err
 	}
