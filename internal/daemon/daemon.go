@@ -35,12 +35,13 @@ import (
 
 // Daemon is a started facteur: listeners bound, storage open.
 type Daemon struct {
-	cfg   *config.Config
-	log   *slog.Logger
-	tls   *tlsconf.Store
-	smtp  *smtpd.Server
-	queue *queue.Queue
-	ctl   net.Listener
+	cfg    *config.Config
+	log    *slog.Logger
+	tls    *tlsconf.Store
+	smtp   *smtpd.Server
+	queue  *queue.Queue
+	remote *remote.Client
+	ctl    net.Listener
 	// metrics serves /metrics and /healthz; nil when off.
 	metrics  *http.Server
 	stopping atomic.Bool
@@ -85,7 +86,7 @@ func Start(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	d := &Daemon{cfg: cfg, log: log, tls: ts, addrs: map[string][]net.Addr{}}
 	// The gauges read the queue, which is opened with the counters.
 	m := metrics.New(func() (int, time.Time) { return d.queue.Stats() })
-	if d.queue, err = openQueue(cfg, log, store, d.users, m); err != nil {
+	if d.queue, d.remote, err = openQueue(cfg, log, store, d.users, m); err != nil {
 		return nil, err
 	}
 	if d.ctl, err = ctl.Listen(cfg.DataDir, d.queue, log); err != nil {
@@ -154,14 +155,14 @@ func Start(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 // users is the users map in force; the queue's local deliveries read it.
 func (d *Daemon) users() *users.Map { return d.smtp.Users() }
 
-func openQueue(cfg *config.Config, log *slog.Logger, store *maildir.Store, u func() *users.Map, m *metrics.Metrics) (*queue.Queue, error) {
+func openQueue(cfg *config.Config, log *slog.Logger, store *maildir.Store, u func() *users.Map, m *metrics.Metrics) (*queue.Queue, *remote.Client, error) {
 	res, err := mx.New(cfg.Outbound.DNS, 0)
 	if err != nil {
-		return nil, fmt.Errorf("outbound.dns: %w", err)
+		return nil, nil, fmt.Errorf("outbound.dns: %w", err)
 	}
 	policy, err := remote.ParsePolicy(cfg.Outbound.TLS)
 	if err != nil {
-		return nil, fmt.Errorf("outbound.tls: %w", err)
+		return nil, nil, fmt.Errorf("outbound.tls: %w", err)
 	}
 	client := &remote.Client{
 		Resolver:       res,
@@ -171,7 +172,7 @@ func openQueue(cfg *config.Config, log *slog.Logger, store *maildir.Store, u fun
 		ConnectTimeout: cfg.Outbound.ConnectTimeout.Duration,
 		Log:            log,
 	}
-	return queue.Open(queue.Config{
+	q, err := queue.Open(queue.Config{
 		Dir:        filepath.Join(cfg.DataDir, "queue"),
 		Hostname:   cfg.Hostname,
 		Workers:    cfg.Outbound.Workers,
@@ -183,6 +184,7 @@ func openQueue(cfg *config.Config, log *slog.Logger, store *maildir.Store, u fun
 		Metrics:    m,
 		Log:        log,
 	})
+	return q, client, err
 }
 
 // Addrs are the bound addresses of a listener kind ("smtp", "smtps", "relay").
@@ -198,7 +200,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	queueDone := make(chan struct{})
 	go func() { d.queue.Run(qctx); close(queueDone) }()
 	go d.pickup(qctx)
-	defer func() { stopQueue(); <-queueDone }()
+	defer func() {
+		stopQueue()
+		<-queueDone
+		d.remote.Close() // QUIT the connections kept for reuse
+	}()
 
 	d.smtp.Serve()
 	var listening []string
