@@ -68,18 +68,23 @@ func (q *Queue) Remove(id string) error {
 	}
 	heap.Remove(&q.waiting, e.index)
 	delete(q.entries, id)
+	hasEnv := e.hasEnv
 	q.mu.Unlock()
 	q.log.Info("queue: message removed by the operator", "id", id)
-	return q.sp.remove(id)
+	return q.sp.remove(id, hasEnv)
 }
 
 // ListDir reads the envelopes of a spool with no server running, for the
 // queue command; it changes nothing.
 func ListDir(dir string) ([]Envelope, error) {
 	sp := spool{dir: dir}
-	ents, err := readEnvelopes(&sp)
+	msgs, err := readEnvelopes(&sp)
 	if err != nil {
 		return nil, err
+	}
+	ents := make([]Envelope, len(msgs))
+	for i, m := range msgs {
+		ents[i] = *m.env
 	}
 	slices.SortFunc(ents, func(a, b Envelope) int { return a.Arrival.Compare(b.Arrival) })
 	return ents, nil
@@ -91,22 +96,28 @@ func RemoveDir(dir, id string) error {
 		return fmt.Errorf("%q is not a queue id", id)
 	}
 	sp := spool{dir: dir}
-	if _, err := sp.load(id, true); err != nil {
+	if _, err := sp.load(id); err != nil {
 		return fmt.Errorf("%s: %w", id, ErrUnknown)
 	}
-	return sp.remove(id)
+	return sp.remove(id, true)
 }
 
 // FlushDir makes every message of a spool with no server running due as
-// soon as the server starts, and returns how many.
+// soon as the server starts, and returns how many. A message not due yet
+// gets an envelope file that says it is; one still on its first attempt
+// is due already and is left as it is.
 func FlushDir(dir string) (int, error) {
 	sp := spool{dir: dir}
-	envs, err := readEnvelopes(&sp)
+	msgs, err := readEnvelopes(&sp)
 	if err != nil {
 		return 0, err
 	}
 	now := time.Now()
-	for _, env := range envs {
+	for _, m := range msgs {
+		env := m.env
+		if !env.NextAttempt.After(now) {
+			continue
+		}
 		env.NextAttempt = now
 		data, err := env.marshal()
 		if err == nil {
@@ -116,5 +127,5 @@ func FlushDir(dir string) (int, error) {
 			return 0, err
 		}
 	}
-	return len(envs), nil
+	return len(msgs), nil
 }

@@ -6,9 +6,10 @@ import (
 	"testing"
 )
 
-// BenchmarkEnqueue measures the durable enqueue path: two files written,
-// fsync'd and renamed, and a directory fsync, per 4 KiB message. Run is not
-// started, so nothing is delivered.
+// BenchmarkEnqueue measures the durable enqueue path: one file (envelope
+// line, then the message) written, fsync'd and linked into place, and a
+// directory fsync shared with concurrent enqueues, per 4 KiB message. Run
+// is not started, so nothing is delivered.
 func BenchmarkEnqueue(b *testing.B) {
 	q := openQueue(b, testConfig(b.TempDir(), newFake()))
 	header := []byte("Received: from client.test by mx.facteur.test\r\n")

@@ -11,7 +11,7 @@ import (
 // bounce tells the sender of env which recipients failed, with a DSN queued
 // like any message. A message from the null sender is itself a bounce: its
 // failure is logged and dropped, never bounced, so bounces cannot loop.
-func (q *Queue) bounce(env *Envelope, failed []int, now time.Time) {
+func (q *Queue) bounce(env *Envelope, off int64, failed []int, now time.Time) {
 	if env.From == "" {
 		for _, i := range failed {
 			q.log.Warn("queue: bounce undeliverable, dropped", "id", env.ID, "rcpt", env.Rcpts[i].Addr,
@@ -37,7 +37,7 @@ func (q *Queue) bounce(env *Envelope, failed []int, now time.Time) {
 		b.Rcpts = append(b.Rcpts, dsn.Recipient{Addr: r.Addr, Action: "failed", Status: status,
 			RemoteMTA: r.Host, Diagnostic: diag, LastAttempt: r.LastAttempt})
 	}
-	orig, err := q.sp.open(env.ID)
+	orig, err := q.sp.open(env.ID, off, env.Size)
 	if err == nil {
 		b.Original = orig
 		defer orig.Close()

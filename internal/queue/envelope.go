@@ -18,14 +18,15 @@ const (
 	Failed  State = "failed"  // given up on; the sender was told (or the null sender was not)
 )
 
-// Envelope is what the spool keeps beside each message file: who sent it,
-// each recipient's state, and when to try next. It is rewritten whole and
-// atomically after each attempt.
+// Envelope is what the spool keeps with each message: who sent it, each
+// recipient's state, and when to try next. The message file starts with it
+// as enqueued; an attempt that leaves work to do writes it whole and
+// atomically to an envelope file, which supersedes that first line.
 type Envelope struct {
 	ID          string    `json:"id"`
 	From        string    `json:"from"` // "" is the null sender: a bounce
 	Arrival     time.Time `json:"arrival"`
-	Size        int64     `json:"size"`
+	Size        int64     `json:"size,omitempty"` // of the message bytes; not in the message file's line
 	EightBit    bool      `json:"8bitmime,omitempty"`
 	SMTPUTF8    bool      `json:"smtputf8,omitempty"`
 	Attempts    int       `json:"attempts"`
@@ -52,8 +53,22 @@ func (e *Envelope) marshal() ([]byte, error) {
 	return append(b, '\n'), nil
 }
 
-// parseEnvelope reads an envelope file and checks that it is one of ours
-// and consistent; anything else is treated as corrupt by the caller.
+// marshalHead encodes e as the first line of its message file: compact
+// JSON, which never holds a raw newline, then "\n". The size is left out:
+// it is not known before the message is written, and the file tells it.
+func (e *Envelope) marshalHead() ([]byte, error) {
+	c := *e
+	c.Size = 0
+	b, err := json.Marshal(&c)
+	if err != nil {
+		return nil, fmt.Errorf("queue: encode envelope %s: %w", e.ID, err)
+	}
+	return append(b, '\n'), nil
+}
+
+// parseEnvelope reads an envelope (an envelope file, or the line that
+// starts a message file) and checks that it is one of ours and consistent;
+// anything else is treated as corrupt by the caller.
 func parseEnvelope(b []byte, id string) (*Envelope, error) {
 	var e Envelope
 	dec := json.NewDecoder(strings.NewReader(string(b)))

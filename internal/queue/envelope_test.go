@@ -65,6 +65,10 @@ func TestParseEnvelope(t *testing.T) {
 	}
 }
 
+// FuzzParseEnvelope feeds data both as an envelope file and as a message
+// file (envelope line, then the message bytes): whatever is accepted must
+// come back the same through our own encoding, and the message bytes must
+// be exactly what follows the line.
 func FuzzParseEnvelope(f *testing.F) {
 	id := "0F3KX5ZQ8N7M2A1B"
 	seed := &Envelope{ID: id, From: "alice@example.net", Arrival: time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC),
@@ -79,31 +83,64 @@ func FuzzParseEnvelope(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
+	head, err := seed.marshalHead()
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Add(b, id)
+	f.Add(append(head, "Received: from x\r\n\r\nbody {\n}\r\n"...), id)
+	f.Add(head, id)
 	f.Add([]byte(`{"id":"`+id+`","from":"","arrival":"2026-01-02T03:04:05Z","size":0,"attempts":0,"next_attempt":"0001-01-01T00:00:00Z","rcpts":[{"addr":"a@b","state":"pending"}]}`), id)
+	f.Add([]byte(`{"id":"`+id+`","from":"","arrival":"2026-01-02T03:04:05Z","rcpts":[{"addr":"a@b","state":"pending"}]}`+"\n\n"), id)
 	f.Add([]byte("{}"), id)
+	f.Add([]byte("Received: from old.layout\r\n\r\n"), id)
 	f.Fuzz(func(t *testing.T, data []byte, id string) {
-		env, err := parseEnvelope(data, id)
+		if env, err := parseEnvelope(data, id); err == nil {
+			out, err := env.marshal()
+			if err != nil {
+				t.Fatalf("accepted envelope does not marshal: %v\n%q", err, data)
+			}
+			again, err := parseEnvelope(out, id)
+			if err != nil {
+				t.Fatalf("own output refused: %v\ninput %q\noutput %s", err, data, out)
+			}
+			out2, err := again.marshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(out, out2) {
+				t.Fatalf("round trip changed the envelope:\n%s\n%s", out, out2)
+			}
+			if !sameEnvelope(env, again) {
+				t.Fatalf("round trip changed the envelope:\n%+v\n%+v", env, again)
+			}
+		}
+
+		env, off, err := readHead(bytes.NewReader(data), id)
 		if err != nil {
 			return
 		}
-		out, err := env.marshal()
+		if off < 2 || off > int64(len(data)) || data[off-1] != '\n' || bytes.IndexByte(data[:off-1], '\n') >= 0 {
+			t.Fatalf("message bytes at %d: not just after the first line of %q", off, data)
+		}
+		line, err := env.marshalHead()
 		if err != nil {
-			t.Fatalf("accepted envelope does not marshal: %v\n%q", err, data)
+			t.Fatalf("accepted envelope line does not marshal: %v\n%q", err, data)
 		}
-		again, err := parseEnvelope(out, id)
+		if bytes.IndexByte(line, '\n') != len(line)-1 {
+			t.Fatalf("own envelope line is not one line: %q", line)
+		}
+		file := append(line, data[off:]...)
+		again, off2, err := readHead(bytes.NewReader(file), id)
 		if err != nil {
-			t.Fatalf("own output refused: %v\ninput %q\noutput %s", err, data, out)
+			t.Fatalf("own message file refused: %v\ninput %q\noutput %q", err, data, file)
 		}
-		out2, err := again.marshal()
-		if err != nil {
-			t.Fatal(err)
+		if !bytes.Equal(file[off2:], data[off:]) {
+			t.Fatalf("message bytes changed: %q, want %q", file[off2:], data[off:])
 		}
-		if !bytes.Equal(out, out2) {
-			t.Fatalf("round trip changed the envelope:\n%s\n%s", out, out2)
-		}
+		env.Size = 0 // the line never holds a size
 		if !sameEnvelope(env, again) {
-			t.Fatalf("round trip changed the envelope:\n%+v\n%+v", env, again)
+			t.Fatalf("round trip changed the envelope line:\n%+v\n%+v", env, again)
 		}
 	})
 }

@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -264,16 +265,49 @@ func exists(path string) bool {
 	return err == nil
 }
 
-// readEnv reads the envelope file of id as the spool holds it now.
+// readEnv reads the envelope of id as the spool holds it now and as a
+// restart or `facteur queue list` would see it: the line that starts the
+// message file, or the envelope file that supersedes it.
 func readEnv(t testing.TB, dir, id string) *Envelope {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, id+envExt))
+	sp, err := (&spool{dir: dir}).load(id)
+	if err != nil {
+		t.Fatalf("envelope of %s on disk: %v", id, err)
+	}
+	if sp.badEnv != nil {
+		t.Fatalf("envelope file of %s: %v", id, sp.badEnv)
+	}
+	return sp.env
+}
+
+// readMsg splits the message file of id into its envelope line and the
+// message bytes.
+func readMsg(t testing.TB, dir, id string) (*Envelope, []byte) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, id+msgExt))
 	if err != nil {
 		t.Fatal(err)
 	}
-	env, err := parseEnvelope(b, id)
-	if err != nil {
-		t.Fatalf("envelope of %s on disk: %v\n%s", id, err, b)
+	line, data, ok := bytes.Cut(b, []byte("\n"))
+	if !ok {
+		t.Fatalf("message file of %s has no envelope line: %q", id, b)
 	}
-	return env
+	env, err := parseEnvelope(line, id)
+	if err != nil {
+		t.Fatalf("envelope line of %s: %v\n%s", id, err, line)
+	}
+	return env, data
+}
+
+// writeMsg writes a message file the way the spool does, envelope line
+// first.
+func writeMsg(t testing.TB, dir string, env *Envelope, data string) {
+	t.Helper()
+	head, err := env.marshalHead()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, env.ID+msgExt), append(head, data...), 0o600); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -60,6 +60,8 @@ type Queue struct {
 // under Queue.mu, by the goroutine that holds it out of the heap.
 type entry struct {
 	env      *Envelope
+	off      int64 // where the message bytes start in the message file
+	hasEnv   bool  // an envelope file may exist, to remove with the message
 	inflight int   // delivery jobs holding it
 	failed   []int // recipients failed during this round, to bounce
 	index    int   // in the heap; -1 when not waiting
@@ -96,9 +98,9 @@ func Open(cfg Config) (*Queue, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, env := range envs {
-		e := &entry{env: env, index: -1}
-		q.entries[env.ID] = e
+	for _, sp := range envs {
+		e := &entry{env: sp.env, off: sp.off, hasEnv: sp.hasEnv, index: -1}
+		q.entries[sp.env.ID] = e
 		heap.Push(&q.waiting, e)
 	}
 	if len(envs) > 0 {
@@ -138,17 +140,18 @@ func (q *Queue) Enqueue(m Message, header []byte, body io.Reader, also func(stor
 	if len(env.Rcpts) == 0 || !validID(m.ID) {
 		return errors.New("queue: enqueue needs a valid id and recipients")
 	}
-	if err := q.sp.store(env, header, body); err != nil {
+	off, err := q.sp.store(env, header, body)
+	if err != nil {
 		return err
 	}
 	if also != nil {
-		if err := q.runAlso(env.ID, also); err != nil {
-			q.sp.remove(env.ID)
+		if err := q.runAlso(env, off, also); err != nil {
+			q.sp.remove(env.ID, false)
 			return err
 		}
 	}
 	q.mu.Lock()
-	e := &entry{env: env, index: -1}
+	e := &entry{env: env, off: off, index: -1}
 	q.entries[env.ID] = e
 	heap.Push(&q.waiting, e)
 	q.mu.Unlock()
@@ -156,8 +159,8 @@ func (q *Queue) Enqueue(m Message, header []byte, body io.Reader, also func(stor
 	return nil
 }
 
-func (q *Queue) runAlso(id string, also func(io.Reader) error) error {
-	f, err := q.sp.open(id)
+func (q *Queue) runAlso(env *Envelope, off int64, also func(io.Reader) error) error {
+	f, err := q.sp.open(env.ID, off, env.Size)
 	if err != nil {
 		return err
 	}
@@ -243,9 +246,9 @@ func (q *Queue) startJob(ctx context.Context, domain string, dw *domainWork, bat
 	q.jobs.Add(1)
 	msgs := make([]*remote.Message, len(batch))
 	for i, it := range batch {
-		env := it.e.env
+		env, off := it.e.env, it.e.off
 		m := &remote.Message{ID: env.ID, From: env.From, Size: env.Size, EightBit: env.EightBit, SMTPUTF8: env.SMTPUTF8,
-			Open: func() (io.ReadCloser, error) { return q.sp.open(env.ID) }}
+			Open: func() (io.ReadCloser, error) { return q.sp.open(env.ID, off, env.Size) }}
 		for _, r := range it.rcpts {
 			m.Rcpts = append(m.Rcpts, env.Rcpts[r].Addr)
 		}
@@ -327,16 +330,18 @@ func (q *Queue) finish(e *entry, now time.Time) {
 	if remaining > 0 {
 		env.Attempts++
 		env.NextAttempt = now.Add(q.backoff(env.Attempts))
+		e.hasEnv = true // from now on, even if writing it fails half-way
 	}
+	hasEnv := e.hasEnv
 	snapshot := *env
 	snapshot.Rcpts = slices.Clone(env.Rcpts)
 	q.mu.Unlock()
 
 	if len(failed) > 0 {
-		q.bounce(&snapshot, failed, now)
+		q.bounce(&snapshot, e.off, failed, now)
 	}
 	if remaining == 0 {
-		if err := q.sp.remove(env.ID); err != nil {
+		if err := q.sp.remove(env.ID, hasEnv); err != nil {
 			q.log.Error("queue: removing a finished message", "id", env.ID, "err", err)
 		}
 		q.mu.Lock()
@@ -350,8 +355,8 @@ func (q *Queue) finish(e *entry, now time.Time) {
 		err = q.sp.update(data, env.ID)
 	}
 	if err != nil {
-		// The old envelope stays: recipients done this round may get the
-		// message again, but none is lost.
+		// The old envelope (file or line) stays: recipients done this
+		// round may get the message again, but none is lost.
 		q.log.Error("queue: recording attempt", "id", env.ID, "err", err)
 	}
 	q.log.Info("queue: deferred", "id", env.ID, "pending", remaining, "attempts", env.Attempts,

@@ -3,6 +3,7 @@ package queue
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"mime/multipart"
@@ -32,16 +33,22 @@ func TestEnqueueDurableThenDelivered(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := append(slices.Clone(header), body...)
-	got, err := os.ReadFile(filepath.Join(dir, id+msgExt))
-	if err != nil {
-		t.Fatalf("message file after Enqueue: %v", err)
+	if f := files(t, dir); !slices.Equal(f, []string{id + msgExt}) {
+		t.Errorf("spool holds %v after Enqueue, want the one message file", f)
 	}
+	head, got := readMsg(t, dir, id)
 	if !bytes.Equal(got, want) {
-		t.Fatalf("message file = %q, want %q", got, want)
+		t.Fatalf("message bytes after the envelope line = %q, want %q", got, want)
+	}
+	if head.Size != 0 {
+		t.Errorf("envelope line holds size %d, want none", head.Size)
 	}
 	env := readEnv(t, dir, id)
 	if env.From != "alice@sender.test" || env.Size != int64(len(want)) || !env.EightBit || env.Attempts != 0 {
 		t.Errorf("envelope = %+v", env)
+	}
+	if l := q.List(); len(l) != 1 || l[0].Size != int64(len(want)) {
+		t.Errorf("List = %+v, want size %d", l, len(want))
 	}
 	if len(env.Rcpts) != 2 || env.Rcpts[0].Addr != "bob@dest.test" || env.Rcpts[1].Addr != "carol@dest.test" {
 		t.Errorf("recipients = %+v, want bob and carol once each", env.Rcpts)
@@ -169,8 +176,11 @@ func TestTransientThenRetried(t *testing.T) {
 	if !r.LastAttempt.After(before) || !env.NextAttempt.After(r.LastAttempt) {
 		t.Errorf("last attempt %v, next attempt %v: want the next after the last", r.LastAttempt, env.NextAttempt)
 	}
-	if !exists(filepath.Join(dir, id+msgExt)) {
-		t.Error("message file gone after a transient failure")
+	if !exists(filepath.Join(dir, id+msgExt)) || !exists(filepath.Join(dir, id+envExt)) {
+		t.Error("message or envelope file missing after a transient failure")
+	}
+	if head, _ := readMsg(t, dir, id); head.Attempts != 0 {
+		t.Errorf("envelope line rewritten: %+v", head)
 	}
 
 	tr.setRule(nil)
@@ -379,48 +389,193 @@ func TestStartupCleaning(t *testing.T) {
 	dir := t.TempDir()
 	q := openQueue(t, testConfig(dir, newFake()))
 	good, data := enqueue(t, q, "alice@sender.test", "bob@dest.test")
+	badEnv, badEnvData := enqueue(t, q, "alice@sender.test", "carol@dest.test")
 
-	orphan, corrupt, lonely := NewID(), NewID(), NewID()
+	leftover, badLine, lone := NewID(), NewID(), NewID()
 	write := func(name, content string) {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
+	loneEnv := string(mustMarshal(t, &Envelope{ID: lone, Arrival: time.Now(), Rcpts: []Rcpt{{Addr: "x@y.test", State: Pending}}}))
 	write(".tmp-xyz", "half written")
-	write(orphan+msgExt, "never acknowledged")
-	write(corrupt+msgExt, "Subject: x\r\n\r\n")
-	write(corrupt+envExt, `{"id": "`+corrupt+`", "rcpts": [`)
-	write(lonely+envExt, string(mustMarshal(t, &Envelope{ID: lonely, Arrival: time.Now(), Rcpts: []Rcpt{{Addr: "x@y.test", State: Pending}}})))
+	write(leftover+msgExt, "Received: never acknowledged by a version without envelope lines\r\n")
+	write(badLine+msgExt, `{"id": "`+badLine+`", "rcpts": [`+"\nSubject: x\r\n\r\n")
+	write(badLine+envExt, strings.ReplaceAll(loneEnv, lone, badLine))
+	write(badEnv+envExt, `{"id": "`+badEnv+`", "rcpts": [`)
+	write(lone+envExt, loneEnv) // its message removed just before a crash
 	write("hello.txt", "hello")
 
 	tr := newFake()
 	q2 := openQueue(t, testConfig(dir, tr))
-	if l := q2.List(); len(l) != 1 || l[0].ID != good {
-		t.Errorf("List after Open = %+v, want only %s", l, good)
+	if l := q2.List(); len(l) != 2 || l[0].ID != good || l[1].ID != badEnv {
+		t.Errorf("List after Open = %+v, want %s and %s", l, good, badEnv)
 	}
-	for _, gone := range []string{".tmp-xyz", orphan + msgExt, corrupt + msgExt, corrupt + envExt, lonely + envExt, "hello.txt"} {
+	for _, gone := range []string{".tmp-xyz", leftover + msgExt, badLine + msgExt, badLine + envExt, badEnv + envExt, lone + envExt, "hello.txt"} {
 		if exists(filepath.Join(dir, gone)) {
 			t.Errorf("%s still in the spool", gone)
 		}
 	}
-	for _, aside := range []string{corrupt + msgExt, corrupt + envExt, lonely + envExt, "hello.txt"} {
+	for _, aside := range []string{badLine + msgExt, badLine + envExt, badEnv + envExt, "hello.txt"} {
 		if !exists(filepath.Join(dir, "corrupt", aside)) {
 			t.Errorf("%s not moved to corrupt/", aside)
 		}
 	}
-	if exists(filepath.Join(dir, "corrupt", orphan+msgExt)) || exists(filepath.Join(dir, "corrupt", ".tmp-xyz")) {
-		t.Error("a leftover of a crash was kept in corrupt/")
+	for _, name := range []string{leftover + msgExt, ".tmp-xyz", lone + envExt} {
+		if exists(filepath.Join(dir, "corrupt", name)) {
+			t.Errorf("%s, a leftover of a crash, was kept in corrupt/", name)
+		}
 	}
 
 	run(t, q2)
 	waitFor(t, "the spool to empty", emptySpool(t, dir))
-	if c := tr.callList(); len(c) != 1 || c[0].ids[0] != good || !bytes.Equal(c[0].data[0], data) {
-		t.Errorf("calls = %+v", c)
+	// The message whose envelope file was unreadable is delivered from its
+	// own envelope line rather than never.
+	sent := map[string][]byte{}
+	for _, c := range tr.callList() {
+		for i, id := range c.ids {
+			sent[id] = c.data[i]
+		}
+	}
+	if len(sent) != 2 || !bytes.Equal(sent[good], data) || !bytes.Equal(sent[badEnv], badEnvData) {
+		t.Errorf("calls = %+v", tr.callList())
 	}
 	// A second start finds corrupt/ and leaves it alone.
 	openQueue(t, testConfig(dir, tr))
 	if !exists(filepath.Join(dir, "corrupt", "hello.txt")) {
 		t.Error("corrupt/ emptied by a second Open")
+	}
+}
+
+// The envelope file, written after an attempt that left work to do,
+// supersedes the message file's line across a restart; a crash between the
+// removal of the envelope file and the message file's has the message
+// delivered again from its line (at-least-once), never lost.
+func TestEnvelopeFileSupersedesLine(t *testing.T) {
+	dir := t.TempDir()
+	failing := newFake()
+	failing.setRule(func(domain, rcpt string) remote.Result {
+		if domain == "b.test" {
+			return transient("later")
+		}
+		return sent(domain, rcpt)
+	})
+	q := openQueue(t, testConfig(dir, failing))
+	stop := run(t, q)
+	id, data := enqueue(t, q, "alice@sender.test", "x@a.test", "y@b.test")
+	waitFor(t, "the first attempt to be recorded", func() bool {
+		return exists(filepath.Join(dir, id+envExt)) && readEnv(t, dir, id).Attempts == 1
+	})
+	stop()
+	if env := readEnv(t, dir, id); env.Rcpts[0].State != Sent || env.Rcpts[1].State != Pending || env.Size != int64(len(data)) {
+		t.Fatalf("envelope after the attempt = %+v", env)
+	}
+
+	working := newFake()
+	q2 := openQueue(t, testConfig(dir, working))
+	if l := q2.List(); len(l) != 1 || l[0].Attempts != 1 || l[0].Size != int64(len(data)) {
+		t.Fatalf("List after restart = %+v", l)
+	}
+	run(t, q2)
+	waitFor(t, "the spool to empty", emptySpool(t, dir))
+	if c := working.callList(); len(c) != 1 || c[0].domain != "b.test" || !bytes.Equal(c[0].data[0], data) {
+		t.Errorf("calls after restart = %+v, want b.test only", c)
+	}
+
+	// As if the envelope file's removal reached the disk and not the
+	// message file's: the message goes again to every recipient.
+	id2 := NewID()
+	writeMsg(t, dir, &Envelope{ID: id2, From: "alice@sender.test", Arrival: time.Now(),
+		Rcpts: []Rcpt{{Addr: "x@a.test", State: Pending}}}, "Subject: again\r\n\r\n")
+	again := newFake()
+	run(t, openQueue(t, testConfig(dir, again)))
+	waitFor(t, "the spool to empty", emptySpool(t, dir))
+	if c := again.callList(); len(c) != 1 || c[0].ids[0] != id2 || string(c[0].data[0]) != "Subject: again\r\n\r\n" {
+		t.Errorf("calls = %+v", c)
+	}
+}
+
+// A spool written before message files had an envelope line (<id>.msg the
+// bare message beside <id>.env) is still delivered after an upgrade.
+func TestOldLayoutStillRead(t *testing.T) {
+	dir := t.TempDir()
+	id, leftover := NewID(), NewID()
+	data := "Received: from client.test\r\nSubject: old\r\n\r\nbody\r\n"
+	env := &Envelope{ID: id, From: "alice@sender.test", Arrival: time.Now(), Size: int64(len(data)), Attempts: 2,
+		Rcpts: []Rcpt{{Addr: "bob@dest.test", State: Pending}, {Addr: "carol@dest.test", State: Sent}}}
+	for name, content := range map[string]string{
+		id + msgExt:       data,
+		id + envExt:       string(mustMarshal(t, env)),
+		leftover + msgExt: data, // no envelope: a crash before the 250
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if l, err := ListDir(dir); err != nil || len(l) != 1 || l[0].ID != id || l[0].Size != int64(len(data)) || l[0].Attempts != 2 {
+		t.Fatalf("ListDir = %+v, %v", l, err)
+	}
+	tr := newFake()
+	q := openQueue(t, testConfig(dir, tr))
+	if exists(filepath.Join(dir, leftover+msgExt)) || exists(filepath.Join(dir, "corrupt")) {
+		t.Error("leftover of the old layout not removed")
+	}
+	run(t, q)
+	waitFor(t, "the spool to empty", emptySpool(t, dir))
+	if c := tr.callList(); len(c) != 1 || !slices.Equal(c[0].rcpts[0], []string{"bob@dest.test"}) || string(c[0].data[0]) != data {
+		t.Errorf("calls = %+v", c)
+	}
+}
+
+func TestFlushDir(t *testing.T) {
+	dir := t.TempDir()
+	tr := newFake()
+	tr.setRule(func(string, string) remote.Result { return transient("later") })
+	cfg := testConfig(dir, tr)
+	cfg.MinBackoff, cfg.MaxBackoff = time.Hour, 2*time.Hour
+	q := openQueue(t, cfg)
+	stop := run(t, q)
+	deferred, _ := enqueue(t, q, "alice@sender.test", "bob@dest.test")
+	waitFor(t, "the first attempt to be recorded", func() bool {
+		return exists(filepath.Join(dir, deferred+envExt)) && readEnv(t, dir, deferred).Attempts == 1
+	})
+	stop()
+	fresh, _ := enqueue(t, q, "alice@sender.test", "carol@dest.test") // never tried: due already
+
+	n, err := FlushDir(dir)
+	if err != nil || n != 2 {
+		t.Fatalf("FlushDir = %d, %v; want 2", n, err)
+	}
+	l, err := ListDir(dir)
+	if err != nil || len(l) != 2 {
+		t.Fatalf("ListDir = %+v, %v", l, err)
+	}
+	for _, env := range l {
+		if env.NextAttempt.After(time.Now()) {
+			t.Errorf("%s due at %v after FlushDir", env.ID, env.NextAttempt)
+		}
+	}
+	if env := readEnv(t, dir, deferred); env.Attempts != 1 {
+		t.Errorf("FlushDir lost the attempt count: %+v", env)
+	}
+	if exists(filepath.Join(dir, fresh+envExt)) {
+		t.Error("FlushDir wrote an envelope file for a message already due")
+	}
+}
+
+// An envelope too long for start-up to read back is refused at once.
+func TestEnqueueEnvelopeTooLarge(t *testing.T) {
+	dir := t.TempDir()
+	q := openQueue(t, testConfig(dir, newFake()))
+	var rcpts []string
+	for i := 0; len(rcpts)*300 < maxHead; i++ {
+		rcpts = append(rcpts, fmt.Sprintf("%s%d@dest.test", strings.Repeat("r", 280), i))
+	}
+	if err := q.Enqueue(Message{ID: NewID(), From: "a@b.test", Rcpts: rcpts}, nil, strings.NewReader("x\r\n"), nil); err == nil {
+		t.Error("Enqueue accepted an envelope over maxHead")
+	}
+	if f := files(t, dir); len(f) != 0 {
+		t.Errorf("spool holds %v", f)
 	}
 }
 
@@ -462,7 +617,7 @@ func TestPerDomainLimitAndBatching(t *testing.T) {
 	}
 	fast, _ := enqueue(t, q, "alice@sender.test", "x@fast.test")
 	waitFor(t, "fast.test to be served while slow.test is held", func() bool {
-		return !exists(filepath.Join(dir, fast+envExt))
+		return !exists(filepath.Join(dir, fast+msgExt))
 	})
 	for _, id := range ids {
 		if !exists(filepath.Join(dir, id+msgExt)) {
@@ -508,7 +663,7 @@ func TestTwoDomainsInOneMessage(t *testing.T) {
 	run(t, q)
 	id, data := enqueue(t, q, "alice@sender.test", "x@a.test", "y@B.test", "z@a.test")
 	waitFor(t, "the call to a.test", func() bool { return len(tr.callsTo("a.test")) == 1 })
-	if !exists(filepath.Join(dir, id+msgExt)) || !exists(filepath.Join(dir, id+envExt)) {
+	if !exists(filepath.Join(dir, id+msgExt)) {
 		t.Fatal("message left the spool before all its domains were done")
 	}
 	close(release)
@@ -702,13 +857,10 @@ func TestEnqueueDuplicateID(t *testing.T) {
 	if !errors.Is(err, os.ErrExist) {
 		t.Errorf("Enqueue of a queued id = %v, want an error wrapping ErrExist", err)
 	}
-	if got, _ := os.ReadFile(filepath.Join(dir, id+msgExt)); !bytes.Equal(got, data) {
-		t.Errorf("message file now %q, want %q", got, data)
+	if env, got := readMsg(t, dir, id); !bytes.Equal(got, data) || env.From != "alice@sender.test" {
+		t.Errorf("message file now from %s: %q, want %q", env.From, got, data)
 	}
-	if env := readEnv(t, dir, id); env.From != "alice@sender.test" {
-		t.Errorf("envelope replaced: %+v", env)
-	}
-	if f := files(t, dir); len(f) != 2 {
+	if f := files(t, dir); len(f) != 1 {
 		t.Errorf("spool holds %v", f)
 	}
 	run(t, q)
@@ -724,11 +876,11 @@ func TestNothingPendingRemoved(t *testing.T) {
 	dir := t.TempDir()
 	id := NewID()
 	env := &Envelope{ID: id, From: "alice@sender.test", Arrival: time.Now(), Rcpts: []Rcpt{
-		{Addr: "bob@dest.test", State: Sent}, {Addr: "carol@dest.test", State: Failed}}}
+		{Addr: "bob@dest.test", State: Pending}, {Addr: "carol@dest.test", State: Pending}}}
+	writeMsg(t, dir, env, "x\r\n")
+	env.Rcpts = []Rcpt{{Addr: "bob@dest.test", State: Sent}, {Addr: "carol@dest.test", State: Failed}}
+	env.Attempts = 1
 	if err := os.WriteFile(filepath.Join(dir, id+envExt), mustMarshal(t, env), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, id+msgExt), []byte("x\r\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	tr := newFake()

@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -13,10 +14,23 @@ import (
 	"facteur/internal/durable"
 )
 
-// spool is the queue on disk: for each message <id>.msg (the bytes to send)
-// and <id>.env (its Envelope), both in one directory so that one directory
-// fsync makes a new message durable. Temporary files start with ".tmp-";
-// files that are not ours go to corrupt/.
+// spool is the queue on disk, one directory so that one directory fsync
+// makes a new message durable:
+//
+//	<id>.msg  one line of JSON, the envelope as enqueued (without its size),
+//	          then the message bytes; its rename into place makes the
+//	          message live
+//	<id>.env  the envelope as of the last attempt, written only once an
+//	          attempt left something to do; when present it supersedes the
+//	          line in <id>.msg
+//	.tmp-*    files being written, removed at start-up
+//	corrupt/  what start-up could not read or does not know
+//
+// A message delivered at its first attempt thus costs one file. The size
+// of a message is that of <id>.msg less its first line.
+//
+// Spools written before the envelope line existed hold <id>.msg (the bare
+// message) beside <id>.env; they are still read (see load).
 type spool struct {
 	dir string
 }
@@ -25,74 +39,69 @@ const (
 	msgExt  = ".msg"
 	envExt  = ".env"
 	tmpPref = ".tmp-"
+
+	// maxHead bounds the envelope line; Enqueue refuses a longer one so
+	// that start-up never meets a line it cannot read.
+	maxHead = 1 << 20
 )
 
 func (s *spool) msgPath(id string) string { return filepath.Join(s.dir, id+msgExt) }
 func (s *spool) envPath(id string) string { return filepath.Join(s.dir, id+envExt) }
 
-// store writes a new message and its envelope, and returns once both are
-// durable. The message file is renamed into place before the envelope: an
-// envelope never points at a missing message, and a message without an
-// envelope is a leftover of a crash before the client got its 250.
-func (s *spool) store(env *Envelope, header []byte, body io.Reader) (err error) {
-	var tmps []string
+// spooled is one message as found on disk.
+type spooled struct {
+	env    *Envelope
+	off    int64 // where the message bytes start in <id>.msg
+	hasEnv bool  // <id>.env exists and env comes from it
+	badEnv error // <id>.env exists but is unreadable; env is the line's
+}
+
+// store writes a new message, its envelope line first, and returns once it
+// is durable, with the offset of the message bytes. It sets env.Size.
+func (s *spool) store(env *Envelope, header []byte, body io.Reader) (off int64, err error) {
+	head, err := env.marshalHead()
+	if err != nil {
+		return 0, err
+	}
+	if len(head) > maxHead {
+		return 0, fmt.Errorf("queue: envelope of %s too large (%d bytes)", env.ID, len(head))
+	}
+	f, err := os.CreateTemp(s.dir, tmpPref+"*")
+	if err != nil {
+		return 0, fmt.Errorf("queue: create message file: %w", err)
+	}
+	tmp, final := f.Name(), ""
 	defer func() {
 		if err != nil {
-			for _, t := range tmps {
-				os.Remove(t)
+			os.Remove(tmp)
+			if final != "" {
+				os.Remove(final)
 			}
 		}
 	}()
-	mf, err := os.CreateTemp(s.dir, tmpPref+"*")
-	if err != nil {
-		return fmt.Errorf("queue: create message file: %w", err)
-	}
-	tmps = append(tmps, mf.Name())
-	n, err := durable.Fill(mf, header, body)
-	if cerr := mf.Close(); err == nil {
+	n, err := durable.Fill(f, append(head, header...), body)
+	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("queue: store message %s: %w", env.ID, err)
-	}
-	env.Size = n
-	data, err := env.marshal()
-	if err != nil {
-		return err
-	}
-	ef, err := os.CreateTemp(s.dir, tmpPref+"*")
-	if err != nil {
-		return fmt.Errorf("queue: create envelope file: %w", err)
-	}
-	tmps = append(tmps, ef.Name())
-	_, err = ef.Write(data)
-	if err == nil {
-		err = ef.Sync()
-	}
-	if cerr := ef.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("queue: store envelope %s: %w", env.ID, err)
+		return 0, fmt.Errorf("queue: store message %s: %w", env.ID, err)
 	}
 	// A link, unlike a rename, never replaces a message already queued
-	// under the same id: NewID has only 24 random bits per microsecond.
-	if err := os.Link(mf.Name(), s.msgPath(env.ID)); err != nil {
-		return fmt.Errorf("queue: %w", err)
+	// under the same id, and the kernel checks it.
+	if err := os.Link(tmp, s.msgPath(env.ID)); err != nil {
+		return 0, fmt.Errorf("queue: %w", err)
 	}
-	os.Remove(tmps[0])
-	tmps[0] = s.msgPath(env.ID)
-	if err := os.Rename(ef.Name(), s.envPath(env.ID)); err != nil {
-		return fmt.Errorf("queue: %w", err)
-	}
-	tmps[1] = s.envPath(env.ID)
+	final = s.msgPath(env.ID)
+	os.Remove(tmp)
 	if err := durable.SyncDir(s.dir); err != nil {
-		return fmt.Errorf("queue: %w", err)
+		return 0, fmt.Errorf("queue: %w", err)
 	}
-	return nil
+	env.Size = n - int64(len(head))
+	return int64(len(head)), nil
 }
 
-// update rewrites an envelope atomically.
+// update writes the envelope that supersedes the line in <id>.msg,
+// atomically.
 func (s *spool) update(data []byte, id string) error {
 	if err := durable.WriteFile(s.envPath(id), data); err != nil {
 		return fmt.Errorf("queue: update %s: %w", id, err)
@@ -100,13 +109,16 @@ func (s *spool) update(data []byte, id string) error {
 	return nil
 }
 
-// remove deletes a finished message, envelope first so that a crash in
-// between leaves an orphan message file (cleaned at start) rather than an
-// envelope without its message. No directory fsync: if the removal is lost
-// in a power cut the message is delivered again, which at-least-once allows.
-func (s *spool) remove(id string) error {
-	if err := os.Remove(s.envPath(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("queue: remove %s: %w", id, err)
+// remove deletes a finished message, its envelope file (if hasEnv) first:
+// a crash in between leaves <id>.msg, whose own envelope line has it
+// delivered again (at-least-once allows it), never a lone <id>.env. No
+// directory fsync: a removal lost in a power cut means a delivery again,
+// and a lone <id>.env that this leaves is deleted at start-up.
+func (s *spool) remove(id string, hasEnv bool) error {
+	if hasEnv {
+		if err := os.Remove(s.envPath(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("queue: remove %s: %w", id, err)
+		}
 	}
 	if err := os.Remove(s.msgPath(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("queue: remove %s: %w", id, err)
@@ -114,19 +126,97 @@ func (s *spool) remove(id string) error {
 	return nil
 }
 
-func (s *spool) open(id string) (io.ReadCloser, error) {
+// open reads the message bytes of id, which are size bytes from off.
+func (s *spool) open(id string, off, size int64) (io.ReadCloser, error) {
 	f, err := os.Open(s.msgPath(id))
 	if err != nil {
 		return nil, fmt.Errorf("queue: open %s: %w", id, err)
 	}
-	return f, nil
+	return struct {
+		*io.SectionReader
+		io.Closer
+	}{io.NewSectionReader(f, off, size), f}, nil
 }
 
-// scan reads the whole spool at start-up. It deletes temporary files and
-// message files without an envelope (a crash before the 250), and moves
-// anything it cannot read or does not know into corrupt/, so one bad file
-// never stops the rest of the mail.
-func (s *spool) scan(log *slog.Logger) ([]*Envelope, error) {
+// errLeftover marks a message file of the old layout that never got its
+// envelope file: a crash before the client got its 250.
+var errLeftover = errors.New("message file without envelope (never acknowledged)")
+
+// load reads the envelope of id: the line that starts <id>.msg, superseded
+// by <id>.env when that exists. The old layout (a bare message in <id>.msg,
+// which never starts with "{", beside <id>.env) is read too, with the
+// message bytes from offset 0; there, a message without <id>.env is
+// errLeftover.
+func (s *spool) load(id string) (spooled, error) {
+	f, err := os.Open(s.msgPath(id))
+	if err != nil {
+		return spooled{}, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return spooled{}, err
+	}
+	head, off, herr := readHead(f, id)
+	var first [1]byte
+	if herr != nil {
+		f.ReadAt(first[:], 0)
+	}
+	envData, err := os.ReadFile(s.envPath(id))
+	hasEnv := err == nil
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return spooled{}, err
+	}
+	if herr != nil && first[0] != '{' { // the old layout
+		if !hasEnv {
+			return spooled{}, errLeftover
+		}
+		env, err := parseEnvelope(envData, id)
+		if err != nil {
+			return spooled{}, fmt.Errorf("old layout: %w", err)
+		}
+		if env.Size != fi.Size() {
+			return spooled{}, fmt.Errorf("old layout: envelope size %d, message file %d bytes", env.Size, fi.Size())
+		}
+		return spooled{env: env, hasEnv: true}, nil
+	}
+	if herr != nil {
+		return spooled{}, herr
+	}
+	sp := spooled{env: head, off: off}
+	if hasEnv {
+		if env, err := parseEnvelope(envData, id); err != nil {
+			sp.badEnv = err
+		} else {
+			sp.env, sp.hasEnv = env, true
+		}
+	}
+	sp.env.Size = fi.Size() - off
+	return sp, nil
+}
+
+// readHead reads the envelope line that starts a message file and returns
+// it with the offset of the message bytes after it.
+func readHead(r io.Reader, id string) (*Envelope, int64, error) {
+	line, err := bufio.NewReader(io.LimitReader(r, maxHead)).ReadBytes('\n')
+	if err != nil {
+		return nil, 0, fmt.Errorf("no envelope line: %w", err)
+	}
+	env, err := parseEnvelope(line[:len(line)-1], id)
+	if err != nil {
+		return nil, 0, fmt.Errorf("envelope line: %w", err)
+	}
+	return env, int64(len(line)), nil
+}
+
+// scan reads the whole spool at start-up. It deletes temporary files, lone
+// envelope files (a crash between the two removals of a finished message)
+// and message files of the old layout without an envelope (a crash before
+// the 250), and moves anything it cannot read or does not know into
+// corrupt/, so one bad file never stops the rest of the mail. An unreadable
+// <id>.env goes to corrupt/ alone: the message is delivered again from its
+// own envelope line, rather than never.
+func (s *spool) scan(log *slog.Logger) ([]spooled, error) {
 	ents, err := os.ReadDir(s.dir)
 	if err != nil {
 		return nil, fmt.Errorf("queue: scan %s: %w", s.dir, err)
@@ -135,7 +225,7 @@ func (s *spool) scan(log *slog.Logger) ([]*Envelope, error) {
 	for _, de := range ents {
 		names[de.Name()] = true
 	}
-	var envs []*Envelope
+	var out []spooled
 	for _, de := range ents {
 		name := de.Name()
 		id, ext := strings.TrimSuffix(name, filepath.Ext(name)), filepath.Ext(name)
@@ -145,36 +235,33 @@ func (s *spool) scan(log *slog.Logger) ([]*Envelope, error) {
 		case strings.HasPrefix(name, tmpPref):
 			log.Info("queue: removing temporary file left by a crash", "file", name)
 			os.Remove(filepath.Join(s.dir, name))
-		case ext == msgExt && validID(id):
-			if !names[id+envExt] {
-				log.Info("queue: removing message never acknowledged (no envelope)", "id", id)
+		case ext == envExt && validID(id):
+			if !names[id+msgExt] {
+				log.Info("queue: removing envelope of a message already gone", "id", id)
 				os.Remove(filepath.Join(s.dir, name))
 			}
-		case ext == envExt && validID(id):
-			env, err := s.load(id, names[id+msgExt])
-			if err != nil {
-				log.Error("queue: corrupt envelope moved aside", "id", id, "err", err)
-				s.moveAside(id+envExt, id+msgExt)
+		case ext == msgExt && validID(id):
+			sp, err := s.load(id)
+			switch {
+			case errors.Is(err, errLeftover):
+				log.Info("queue: removing message never acknowledged (no envelope)", "id", id)
+				os.Remove(filepath.Join(s.dir, name))
 				continue
+			case err != nil:
+				log.Error("queue: unreadable message moved aside", "id", id, "err", err)
+				s.moveAside(id+msgExt, id+envExt)
+				continue
+			case sp.badEnv != nil:
+				log.Error("queue: corrupt envelope moved aside; delivering again to every recipient", "id", id, "err", sp.badEnv)
+				s.moveAside(id + envExt)
 			}
-			envs = append(envs, env)
+			out = append(out, sp)
 		default:
 			log.Error("queue: foreign file moved aside", "file", name)
 			s.moveAside(name)
 		}
 	}
-	return envs, nil
-}
-
-func (s *spool) load(id string, hasMsg bool) (*Envelope, error) {
-	if !hasMsg {
-		return nil, errors.New("message file missing")
-	}
-	b, err := os.ReadFile(s.envPath(id))
-	if err != nil {
-		return nil, err
-	}
-	return parseEnvelope(b, id)
+	return out, nil
 }
 
 func (s *spool) moveAside(names ...string) {
@@ -187,20 +274,20 @@ func (s *spool) moveAside(names ...string) {
 	}
 }
 
-// readEnvelopes reads every readable envelope without touching anything.
-func readEnvelopes(s *spool) ([]Envelope, error) {
+// readEnvelopes reads every readable message without touching anything.
+func readEnvelopes(s *spool) ([]spooled, error) {
 	ents, err := os.ReadDir(s.dir)
 	if err != nil {
 		return nil, fmt.Errorf("queue: read %s: %w", s.dir, err)
 	}
-	var out []Envelope
+	var out []spooled
 	for _, de := range ents {
-		id, ok := strings.CutSuffix(de.Name(), envExt)
+		id, ok := strings.CutSuffix(de.Name(), msgExt)
 		if !ok || !validID(id) {
 			continue
 		}
-		if env, err := s.load(id, true); err == nil {
-			out = append(out, *env)
+		if sp, err := s.load(id); err == nil {
+			out = append(out, sp)
 		}
 	}
 	return out, nil
