@@ -3,6 +3,7 @@ package durable
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -111,5 +112,25 @@ func TestIsNoSpace(t *testing.T) {
 		if got := IsNoSpace(c.err); got != c.want {
 			t.Errorf("IsNoSpace(%v) = %v, want %v", c.err, got, c.want)
 		}
+	}
+}
+
+func TestRenameNoReplace(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	os.WriteFile(a, []byte("new"), 0o600)
+	os.WriteFile(b, []byte("kept"), 0o600)
+	if err := RenameNoReplace(a, b); !errors.Is(err, fs.ErrExist) {
+		t.Fatalf("onto an existing file: %v, want ErrExist", err)
+	}
+	if got, _ := os.ReadFile(b); string(got) != "kept" {
+		t.Errorf("existing file replaced: %q", got)
+	}
+	os.Remove(b)
+	if err := RenameNoReplace(a, b); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(a); !os.IsNotExist(err) {
+		t.Error("old name still there")
 	}
 }

@@ -86,13 +86,12 @@ func (s *spool) store(env *Envelope, header []byte, body io.Reader) (off int64, 
 	if err != nil {
 		return 0, fmt.Errorf("queue: store message %s: %w", env.ID, err)
 	}
-	// A link, unlike a rename, never replaces a message already queued
-	// under the same id, and the kernel checks it.
-	if err := os.Link(tmp, s.msgPath(env.ID)); err != nil {
+	// Never replace a message already queued under the same id: the
+	// kernel checks it in the same step that makes the message live.
+	if err := durable.RenameNoReplace(tmp, s.msgPath(env.ID)); err != nil {
 		return 0, fmt.Errorf("queue: %w", err)
 	}
 	final = s.msgPath(env.ID)
-	os.Remove(tmp)
 	if err := durable.SyncDir(s.dir); err != nil {
 		return 0, fmt.Errorf("queue: %w", err)
 	}
