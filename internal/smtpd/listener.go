@@ -153,6 +153,17 @@ func (c *conn) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// SetWriteDeadline sends the held replies first when the new deadline is
+// (nearly) now: that is how a caller ends its writing — crypto/tls does it
+// right after its close_notify alert — and the held 221 must not be caught
+// by it. go-smtp's own deadlines, minutes away, leave the replies held.
+func (c *conn) SetWriteDeadline(t time.Time) error {
+	if !t.IsZero() && t.Before(time.Now().Add(time.Second)) {
+		c.flush()
+	}
+	return c.Conn.SetWriteDeadline(t)
+}
+
 func (c *conn) flush() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -55,6 +55,8 @@ func TestSTARTTLSDelivery(t *testing.T) {
 	if code, text := c.send("s@example.org", []string{"alice@example.test"}, msg); code != 250 {
 		t.Fatalf("DATA: %d %s", code, text)
 	}
+	// The goodbye must arrive before TLS's close_notify ends the session.
+	c.must("QUIT", 221)
 	got := e.only(t, "alice")
 	if !regexp.MustCompile(`with ESMTPS id [0-9A-Z]+\r\n\t\(TLS 1\.3 TLS_[A-Z0-9_]+\)\r\n`).MatchString(got) {
 		t.Errorf("Received header does not record TLS:\n%s", got)
@@ -74,6 +76,7 @@ func TestImplicitTLSDelivery(t *testing.T) {
 	if code, text := c.send("s@example.org", []string{"alice@example.test"}, msg); code != 250 {
 		t.Fatalf("DATA: %d %s", code, text)
 	}
+	c.must("QUIT", 221)
 	if got := e.only(t, "alice"); !strings.Contains(got, "with ESMTPS id") {
 		t.Errorf("not recorded as TLS:\n%s", got)
 	}

@@ -1,6 +1,7 @@
 package smtptest
 
 import (
+	"math/rand/v2"
 	"net"
 	"strconv"
 	"testing"
@@ -15,15 +16,14 @@ func FreePortOn(t testing.TB, ips ...string) int {
 	if len(ips) == 0 {
 		ips = []string{"127.0.0.1"}
 	}
-	for range 50 {
-		first, err := net.Listen("tcp", net.JoinHostPort(ips[0], "0"))
-		if err != nil {
-			t.Fatalf("smtptest: listen on %s: %v", ips[0], err)
-		}
-		port := first.Addr().(*net.TCPAddr).Port
-		ls := []net.Listener{first}
+	// Below Linux's ephemeral range (32768 and up): a port taken from it
+	// can be grabbed by any outgoing connection of a test running in
+	// parallel between this check and the server's bind.
+	for range 200 {
+		port := 10000 + rand.IntN(22000)
 		ok := true
-		for _, ip := range ips[1:] {
+		var ls []net.Listener
+		for _, ip := range ips {
 			l, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
 			if err != nil {
 				ok = false

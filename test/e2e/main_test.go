@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+
+	"facteur/internal/smtptest"
 )
 
 var binary string
@@ -40,15 +42,7 @@ func TestMain(m *testing.M) {
 }
 
 // freePort returns a TCP port that was free on 127.0.0.1 a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+func freePort(t *testing.T) int { return smtptest.FreePortOn(t, "127.0.0.1") }
 
 // instance is one running facteur process.
 type instance struct {

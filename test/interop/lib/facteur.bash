@@ -21,8 +21,21 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "interop: FAIL: $*" >&2; [ -f "$work/facteur.out" ] && tail -20 "$work/facteur.out" >&2; exit 1; }
 
-free_port() {
-  python3 -c 'import socket,sys; s=socket.socket(); s.bind((sys.argv[1],0)); print(s.getsockname()[1])' "${1:-127.0.0.1}"
+free_port() { # below the ephemeral range, which outgoing connections use
+  python3 - "${1:-127.0.0.1}" <<'PY'
+import random, socket, sys
+for _ in range(200):
+    p = random.randint(10000, 32000)
+    s = socket.socket()
+    try:
+        s.bind((sys.argv[1], p))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    print(p)
+    break
+PY
 }
 
 go build -o "$work/facteur" ./cmd/facteur
