@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 
 	"golang.org/x/crypto/bcrypt"
@@ -30,7 +31,11 @@ type DB struct {
 
 // dummy is compared against for unknown users so that a login takes as
 // long whether or not the user exists.
-var dummy, _ = bcrypt.GenerateFromPassword([]byte("facteur dummy password"), cost)
+// It is made on first need, not at start: most runs never need it.
+var dummy = sync.OnceValue(func() []byte {
+	h, _ := bcrypt.GenerateFromPassword([]byte("facteur dummy password"), cost)
+	return h
+})
 
 // Load reads path. A missing file is returned as an fs.ErrNotExist error.
 func Load(path string) (*DB, error) {
@@ -82,7 +87,7 @@ func (db *DB) Len() int { return len(db.hashes) }
 func (db *DB) Check(user, password string) bool {
 	h, ok := db.hashes[user]
 	if !ok {
-		bcrypt.CompareHashAndPassword(dummy, []byte(password))
+		bcrypt.CompareHashAndPassword(dummy(), []byte(password))
 		return false
 	}
 	return bcrypt.CompareHashAndPassword(h, []byte(password)) == nil
@@ -90,7 +95,11 @@ func (db *DB) Check(user, password string) bool {
 
 // Set writes user's new password into the file at path (created if
 // missing), keeping every other line, atomically and durably.
-func Set(path, user, password string) error {
+func Set(path, user, password string) error { return set(path, user, password, cost) }
+
+// set is Set with the work factor as a parameter, for tests that would
+// otherwise spend most of their time hashing.
+func set(path, user, password string, cost int) error {
 	if !maildir.ValidMailbox(user) {
 		return fmt.Errorf("passwords: user %q is not a plain name", user)
 	}

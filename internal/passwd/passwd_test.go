@@ -6,18 +6,20 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 func TestSetThenCheck(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "passwords")
 	os.WriteFile(path, []byte("# accounts\n"), 0o600)
-	if err := Set(path, "alice", "s3cret"); err != nil {
+	if err := set(path, "alice", "s3cret", bcrypt.MinCost); err != nil {
 		t.Fatal(err)
 	}
-	if err := Set(path, "bob", "hunter2"); err != nil {
+	if err := set(path, "bob", "hunter2", bcrypt.MinCost); err != nil {
 		t.Fatal(err)
 	}
-	if err := Set(path, "alice", "changed"); err != nil {
+	if err := set(path, "alice", "changed", bcrypt.MinCost); err != nil {
 		t.Fatal(err)
 	}
 	b, _ := os.ReadFile(path)
@@ -69,7 +71,7 @@ func TestSetKeepsOwner(t *testing.T) {
 	if err := os.Chown(path, 65534, 65534); err != nil {
 		t.Fatal(err)
 	}
-	if err := Set(path, "alice", "pw"); err != nil {
+	if err := set(path, "alice", "pw", bcrypt.MinCost); err != nil {
 		t.Fatal(err)
 	}
 	fi, _ := os.Stat(path)
