@@ -135,6 +135,20 @@ func TestConnectionLimitsAndSlowClients(t *testing.T) {
 		c.Close()
 	}
 	held = nil
+	// The server counts a connection until it has seen it close: wait for
+	// that before taking a slot again.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		c, greet, err := dialGreeting("127.0.2.20", in.smtp)
+		if err == nil {
+			c.Close()
+		}
+		if strings.HasPrefix(greet, "220 ") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("connections still counted 10s after they closed: %q %v", greet, err)
+		}
+	}
 
 	// One byte a second: nothing completes within the timeout. The client
 	// gets one reply (to what it managed to send) and is hung up on.
