@@ -454,12 +454,7 @@ func TestStartupCleaning(t *testing.T) {
 func TestEnvelopeFileSupersedesLine(t *testing.T) {
 	dir := t.TempDir()
 	failing := newFake()
-	failing.setRule(func(domain, rcpt string) remote.Result {
-		if domain == "b.test" {
-			return transient("later")
-		}
-		return sent(domain, rcpt)
-	})
+	failing.setRule(deferOnly("b.test"))
 	q := openQueue(t, testConfig(dir, failing))
 	stop := run(t, q)
 	id, data := enqueue(t, q, "alice@sender.test", "x@a.test", "y@b.test")
@@ -684,12 +679,7 @@ func TestTwoDomainsInOneMessage(t *testing.T) {
 func TestOnlyPendingRetried(t *testing.T) {
 	dir := t.TempDir()
 	tr := newFake()
-	tr.setRule(func(domain, rcpt string) remote.Result {
-		if domain == "b.test" {
-			return transient("later")
-		}
-		return sent(domain, rcpt)
-	})
+	tr.setRule(deferOnly("b.test"))
 	q := openQueue(t, testConfig(dir, tr))
 	run(t, q)
 	id, _ := enqueue(t, q, "alice@sender.test", "x@a.test", "y@b.test")

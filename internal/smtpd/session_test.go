@@ -296,25 +296,6 @@ func TestStalledClientTimesOut(t *testing.T) {
 	}
 }
 
-func TestStalledDataTimesOut(t *testing.T) {
-	e := newEnv(t, func(o *Options) { o.Timeout = 300 * time.Millisecond })
-	c := dial(t, e.smtp)
-	c.must("EHLO c", 250)
-	c.must("MAIL FROM:<s@example.org>", 250)
-	c.must("RCPT TO:<alice@example.test>", 250)
-	c.must("DATA", 354)
-	c.write("Subject: never ends\r\n\r\npart")
-	if code, _ := c.reply(); code/100 != 4 {
-		t.Errorf("got %d, want a 4xx", code)
-	}
-	if n := e.files(t, "alice", "new"); len(n) != 0 {
-		t.Errorf("stored: %v", n)
-	}
-	if n := e.files(t, "alice", "tmp"); len(n) != 0 {
-		t.Errorf("left in tmp/: %v", n)
-	}
-}
-
 func TestConnectionLimits(t *testing.T) {
 	e := newEnv(t, func(o *Options) { o.MaxConns = 3; o.MaxConnsPerIP = 2 })
 	dial(t, e.smtp)
