@@ -60,7 +60,9 @@ func Start(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	if runAs == nil && os.Geteuid() == 0 && !cfg.RunAsRoot {
 		log.Warn("running as root on built-in defaults: with a configuration file facteur switches to its user or refuses to start", "user", cfg.User)
 	}
-	for _, dir := range []string{cfg.DataDir, cfg.MaildirRoot} {
+	// The maildrop is made here, so that it belongs to the server's user
+	// even when root's sendmail is the first to use it.
+	for _, dir := range []string{cfg.DataDir, cfg.MaildirRoot, filepath.Join(cfg.DataDir, "maildrop")} {
 		if err := durable.MkdirAll(dir); err != nil {
 			return nil, err
 		}
