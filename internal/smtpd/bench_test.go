@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/netip"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -122,18 +121,9 @@ func benchServer(b *testing.B, store string) string {
 	if store == "quiet" {
 		level = slog.LevelError
 	}
-	o := Options{
-		Hostname:        "mx.example.test",
-		Maildir:         discardStore{},
-		MaxMessageBytes: 1 << 20,
-		MaxRecipients:   5,
-		MaxLineBytes:    1000,
-		Timeout:         10 * time.Second,
-		MaxConns:        100,
-		MaxConnsPerIP:   100,
-		RelayAllowed:    func(ip netip.Addr) bool { return ip.IsLoopback() },
-		Log:             slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: level})),
-	}
+	o := baseOptions()
+	o.Maildir = discardStore{}
+	o.Log = slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: level}))
 	if store == "maildir" {
 		o.Maildir = maildir.New(filepath.Join(dir, "mail"), "mx.example.test")
 	}

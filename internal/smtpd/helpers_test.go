@@ -100,21 +100,12 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 		t.Fatal(err)
 	}
 	root := filepath.Join(dir, "mail")
-	o := Options{
-		Hostname:        "mx.example.test",
-		Maildir:         maildir.New(root, "mx.example.test"),
-		TLS:             ts.Config(),
-		MaxMessageBytes: 1 << 20,
-		MaxRecipients:   5,
-		MaxLineBytes:    1000,
-		Timeout:         10 * time.Second,
-		MaxConns:        100,
-		MaxConnsPerIP:   100,
-		RelayAllowed:    func(ip netip.Addr) bool { return ip.IsLoopback() },
-		Queue:           &memQueue{},
-		AuthFailDelay:   time.Millisecond,
-		Log:             slog.New(slog.NewTextHandler(testWriter{t}, nil)),
-	}
+	o := baseOptions()
+	o.Maildir = maildir.New(root, "mx.example.test")
+	o.TLS = ts.Config()
+	o.Queue = &memQueue{}
+	o.AuthFailDelay = time.Millisecond
+	o.Log = slog.New(slog.NewTextHandler(testWriter{t}, nil))
 	for _, f := range opts {
 		f(&o)
 	}
@@ -328,4 +319,19 @@ func (cs *conns) busyCount() int {
 		}
 	}
 	return n
+}
+
+// baseOptions are the limits every test server shares; callers add the
+// storage, TLS and log they need.
+func baseOptions() Options {
+	return Options{
+		Hostname:        "mx.example.test",
+		MaxMessageBytes: 1 << 20,
+		MaxRecipients:   5,
+		MaxLineBytes:    1000,
+		Timeout:         10 * time.Second,
+		MaxConns:        100,
+		MaxConnsPerIP:   100,
+		RelayAllowed:    func(ip netip.Addr) bool { return ip.IsLoopback() },
+	}
 }
