@@ -134,3 +134,26 @@ func TestRenameNoReplace(t *testing.T) {
 		t.Error("old name still there")
 	}
 }
+
+// Refill writes over a file's old bytes and cuts what is left of them,
+// whether the new content is shorter or longer.
+func TestRefill(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "spare")
+	if err := os.WriteFile(path, []byte(strings.Repeat("old ", 100)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, body := range []string{"short", strings.Repeat("longer than before ", 100)} {
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := Refill(f, []byte("head\n"), strings.NewReader(body))
+		f.Close()
+		if err != nil || n != int64(len("head\n")+len(body)) {
+			t.Fatalf("Refill = %d, %v", n, err)
+		}
+		if got, _ := os.ReadFile(path); string(got) != "head\n"+body {
+			t.Errorf("file holds %q, want %q", got, "head\n"+body)
+		}
+	}
+}

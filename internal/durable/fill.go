@@ -11,11 +11,24 @@ import (
 // be most of the garbage a busy server makes.
 var writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 64<<10) }}
 
-// Fill writes header and then everything read from body into f, streaming
-// through a buffer sized for mail, and fsyncs f. It returns the bytes
-// written. f is left open; an error from body is returned as is (wrapped
-// by the caller), so the caller can tell the client's fault from the disk's.
+// Fill writes header and then everything read from body into the new, empty
+// file f, streaming through a buffer sized for mail, and fsyncs f. It returns
+// the bytes written. f is left open; an error from body is returned as is
+// (wrapped by the caller), so the caller can tell the client's fault from the
+// disk's.
 func Fill(f *os.File, header []byte, body io.Reader) (int64, error) {
+	return fill(f, header, body, false)
+}
+
+// Refill is Fill for a file that already holds data: it writes from the
+// start of f, over the old bytes, and cuts f to what it wrote before the
+// fsync. Rewriting a spent file keeps its inode and blocks, which is much
+// cheaper than creating a file and deleting another (see queue's spares).
+func Refill(f *os.File, header []byte, body io.Reader) (int64, error) {
+	return fill(f, header, body, true)
+}
+
+func fill(f *os.File, header []byte, body io.Reader, cut bool) (int64, error) {
 	w := writers.Get().(*bufio.Writer)
 	// Hiding the file's ReadFrom keeps bufio from bypassing its buffer and
 	// handing the body to the file in smaller chunks.
@@ -32,6 +45,9 @@ func Fill(f *os.File, header []byte, body io.Reader) (int64, error) {
 	}
 	w.Reset(nil)
 	writers.Put(w)
+	if err == nil && cut {
+		err = f.Truncate(written)
+	}
 	if err == nil {
 		err = f.Sync()
 	}

@@ -71,7 +71,7 @@ func (q *Queue) Remove(id string) error {
 	hasEnv := e.hasEnv
 	q.mu.Unlock()
 	q.log.Info("queue: message removed by the operator", "id", id)
-	return q.sp.remove(id, hasEnv)
+	return q.sp.remove(id, hasEnv, -1)
 }
 
 // ListDir reads the envelopes of a spool with no server running, for the
@@ -99,7 +99,7 @@ func RemoveDir(dir, id string) error {
 	if _, err := sp.load(id); err != nil {
 		return fmt.Errorf("%s: %w", id, ErrUnknown)
 	}
-	return sp.remove(id, true)
+	return sp.remove(id, true, -1)
 }
 
 // FlushDir makes every message of a spool with no server running due as

@@ -249,7 +249,8 @@ func enqueue(t testing.TB, q *Queue, from string, rcpts ...string) (string, []by
 	return id, append(header, body...)
 }
 
-// files lists the regular files of dir (not of corrupt/), sorted.
+// files lists the regular files of dir (not of corrupt/), sorted, but for
+// spares, which hold no message.
 func files(t testing.TB, dir string) []string {
 	t.Helper()
 	ents, err := os.ReadDir(dir)
@@ -258,12 +259,22 @@ func files(t testing.TB, dir string) []string {
 	}
 	var out []string
 	for _, de := range ents {
-		if !de.IsDir() {
+		if !de.IsDir() && !strings.HasPrefix(de.Name(), sparePref) {
 			out = append(out, de.Name())
 		}
 	}
 	sort.Strings(out)
 	return out
+}
+
+// spareFiles lists the spares in dir.
+func spareFiles(t testing.TB, dir string) []string {
+	t.Helper()
+	m, err := filepath.Glob(filepath.Join(dir, sparePref+"*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
 
 func emptySpool(t testing.TB, dir string) func() bool {

@@ -92,7 +92,7 @@ func Open(cfg Config) (*Queue, error) {
 	if err := durable.MkdirAll(cfg.Dir); err != nil {
 		return nil, fmt.Errorf("queue: %w", err)
 	}
-	q := &Queue{cfg: cfg, sp: spool{dir: cfg.Dir}, log: cfg.Log, wake: make(chan struct{}, 1),
+	q := &Queue{cfg: cfg, sp: spool{dir: cfg.Dir, spares: &spares{dir: cfg.Dir}}, log: cfg.Log, wake: make(chan struct{}, 1),
 		entries: map[string]*entry{}, domains: map[string]*domainWork{}}
 	envs, err := q.sp.scan(q.log)
 	if err != nil {
@@ -146,7 +146,7 @@ func (q *Queue) Enqueue(m Message, header []byte, body io.Reader, also func(stor
 	}
 	if also != nil {
 		if err := q.runAlso(env, off, also); err != nil {
-			q.sp.remove(env.ID, false)
+			q.sp.remove(env.ID, false, off+env.Size)
 			return err
 		}
 	}
@@ -341,7 +341,7 @@ func (q *Queue) finish(e *entry, now time.Time) {
 		q.bounce(&snapshot, e.off, failed, now)
 	}
 	if remaining == 0 {
-		if err := q.sp.remove(env.ID, hasEnv); err != nil {
+		if err := q.sp.remove(env.ID, hasEnv, e.off+snapshot.Size); err != nil {
 			q.log.Error("queue: removing a finished message", "id", env.ID, "err", err)
 		}
 		q.mu.Lock()

@@ -24,6 +24,7 @@ import (
 //	          attempt left something to do; when present it supersedes the
 //	          line in <id>.msg
 //	.tmp-*    files being written, removed at start-up
+//	.spare-*  spent message files kept for reuse (see spares)
 //	corrupt/  what start-up could not read or does not know
 //
 // A message delivered at its first attempt thus costs one file. The size
@@ -32,7 +33,8 @@ import (
 // Spools written before the envelope line existed hold <id>.msg (the bare
 // message) beside <id>.env; they are still read (see load).
 type spool struct {
-	dir string
+	dir    string
+	spares *spares // nil: spent files are deleted (the queue command's spool)
 }
 
 const (
@@ -66,7 +68,7 @@ func (s *spool) store(env *Envelope, header []byte, body io.Reader) (off int64, 
 	if len(head) > maxHead {
 		return 0, fmt.Errorf("queue: envelope of %s too large (%d bytes)", env.ID, len(head))
 	}
-	f, err := os.CreateTemp(s.dir, tmpPref+"*")
+	f, fill, err := s.create()
 	if err != nil {
 		return 0, fmt.Errorf("queue: create message file: %w", err)
 	}
@@ -79,7 +81,7 @@ func (s *spool) store(env *Envelope, header []byte, body io.Reader) (off int64, 
 			}
 		}
 	}()
-	n, err := durable.Fill(f, append(head, header...), body)
+	n, err := fill(f, append(head, header...), body)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -99,6 +101,20 @@ func (s *spool) store(env *Envelope, header []byte, body io.Reader) (off int64, 
 	return int64(len(head)), nil
 }
 
+// create opens a file for a new message: a spare when there is one, to be
+// written over with durable.Refill, else a new temporary file.
+func (s *spool) create() (*os.File, func(*os.File, []byte, io.Reader) (int64, error), error) {
+	if s.spares != nil {
+		if name, ok := s.spares.take(); ok {
+			if f, err := os.OpenFile(name, os.O_WRONLY, 0); err == nil {
+				return f, durable.Refill, nil
+			}
+		}
+	}
+	f, err := os.CreateTemp(s.dir, tmpPref+"*")
+	return f, durable.Fill, err
+}
+
 // update writes the envelope that supersedes the line in <id>.msg,
 // atomically.
 func (s *spool) update(data []byte, id string) error {
@@ -113,11 +129,18 @@ func (s *spool) update(data []byte, id string) error {
 // delivered again (at-least-once allows it), never a lone <id>.env. No
 // directory fsync: a removal lost in a power cut means a delivery again,
 // and a lone <id>.env that this leaves is deleted at start-up.
-func (s *spool) remove(id string, hasEnv bool) error {
+//
+// When size (that of <id>.msg) is not negative, <id>.msg may become a spare
+// instead of being deleted; the operator's removals pass -1, so that what
+// they remove is deleted.
+func (s *spool) remove(id string, hasEnv bool, size int64) error {
 	if hasEnv {
 		if err := os.Remove(s.envPath(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("queue: remove %s: %w", id, err)
 		}
+	}
+	if size >= 0 && s.spares != nil && s.spares.keep(s.msgPath(id), size) {
+		return nil
 	}
 	if err := os.Remove(s.msgPath(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("queue: remove %s: %w", id, err)
@@ -234,6 +257,12 @@ func (s *spool) scan(log *slog.Logger) ([]spooled, error) {
 		case strings.HasPrefix(name, tmpPref):
 			log.Info("queue: removing temporary file left by a crash", "file", name)
 			os.Remove(filepath.Join(s.dir, name))
+		case strings.HasPrefix(name, sparePref) && de.Type().IsRegular():
+			if s.spares != nil {
+				s.spares.adopt(filepath.Join(s.dir, name))
+			} else {
+				os.Remove(filepath.Join(s.dir, name))
+			}
 		case ext == envExt && validID(id):
 			if !names[id+msgExt] {
 				log.Info("queue: removing envelope of a message already gone", "id", id)
