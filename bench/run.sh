@@ -19,6 +19,12 @@
 #               own ext4 has no journal, and without one ext4 checks every
 #               recently deleted inode at each file creation, which makes
 #               creating a file cost far more than on a usual server.
+#   SETTLE=31   seconds of quiet before each measured run (0 with
+#               FS=journal). Without a journal, a file created within 30 s
+#               of many deletions in its block group pays for each of them
+#               (see FS), so a run must not pay for the files the previous
+#               run or this script deleted. For the same reason no run's
+#               files are deleted before the end.
 #
 # What it does, in a private network namespace whose only interface is lo
 # (unshare --net: nothing can leave the machine, no port can collide):
@@ -78,6 +84,7 @@ if [ -z "${FACTEUR_BENCH_NS:-}" ]; then
   (cd "$ROOT" && go build -o "$WORK/bin/" ./cmd/facteur ./bench/loadgen ./bench/idleconns ./bench/fsyncprobe)
   export N C SIZE REPS LAT_N IDLE BIG TIMEOUT WORK
   export PROFILE=${PROFILE:-} PROFILE_SECONDS=${PROFILE_SECONDS:-} KEEP=${KEEP:-} FS=${FS:-}
+  export SETTLE=${SETTLE:-$([ "${FS:-}" = journal ] && echo 0 || echo 31)}
   exec unshare --net --mount --propagation private -- env FACTEUR_BENCH_NS=1 bash "$BENCH/run.sh"
 fi
 
@@ -317,7 +324,6 @@ facteur_inbound() { # rep
   record lat50.facteur "$(sed 's/.*p50_ms=\([0-9.]*\).*/\1/' "$d/lat")"
   record lat99.facteur "$(sed 's/.*p99_ms=\([0-9.]*\).*/\1/' "$d/lat")"
   stop_facteur
-  rm -rf "$d/maildirs"
 }
 postfix_inbound() {
   local d=$DATA/p-in-$1 t0 t2
@@ -330,12 +336,10 @@ postfix_inbound() {
   stop_sampler
   record inbound.postfix "$(rate "$N" "$t0" "$t2")"
   record inbound_mem.postfix "$(cat "$d/peak")"
-  find "$d/maildirs/bench/new" -mindepth 1 -delete # latency run's messages go to an empty new/
   "$BIN/loadgen" -addr 127.0.0.1:$P_PF -n "$LAT_N" -c "$C" -size "$SIZE" -to bench@localhost > "$d/lat" || { cat "$d/lat"; exit 1; }
   record lat50.postfix "$(sed 's/.*p50_ms=\([0-9.]*\).*/\1/' "$d/lat")"
   record lat99.postfix "$(sed 's/.*p99_ms=\([0-9.]*\).*/\1/' "$d/lat")"
   stop_postfix
-  rm -rf "$d/maildirs" "$d/spool"
 }
 facteur_relay() {
   local d=$DATA/f-relay-$1 t0 t2
@@ -351,7 +355,6 @@ facteur_relay() {
   record relay.facteur "$(rate "$N" "$t0" "$t2")"
   record relay_mem.facteur "$(status_kb "$FPID" VmHWM)"
   stop_facteur; stop_sink
-  rm -rf "$d/var/queue"
 }
 postfix_relay() {
   local d=$DATA/p-relay-$1 t0 t2
@@ -366,7 +369,6 @@ postfix_relay() {
   record relay.postfix "$(rate "$N" "$t0" "$t2")"
   record relay_mem.postfix "$(cat "$d/peak")"
   stop_postfix; stop_sink
-  rm -rf "$d/spool"
 }
 ceiling() {
   local t0 t1
@@ -417,10 +419,11 @@ memory() {
 wait_maildir_n1() { local N=1; wait_maildir "$1" >/dev/null; }
 
 # ---- the run ----------------------------------------------------------------
-log "N=$N C=$C SIZE=$SIZE REPS=$REPS LAT_N=$LAT_N IDLE=$IDLE BIG=$BIG"
+log "N=$N C=$C SIZE=$SIZE REPS=$REPS LAT_N=$LAT_N IDLE=$IDLE BIG=$BIG SETTLE=$SETTLE"
 for r in $(seq 1 "$REPS"); do
   for step in facteur_inbound postfix_inbound facteur_relay postfix_relay ceiling; do
     log "rep $r/$REPS: $step"
+    sleep "$SETTLE"
     $step "$r"
   done
 done
@@ -434,7 +437,7 @@ memory
   echo "Machine: $(nproc) cores ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM, $(. /etc/os-release; echo "$PRETTY_NAME"), kernel $(uname -r),"
   echo "data disk $(df -T "$DATA" | awk 'NR == 2 { print $2 " on " $1 }')$([ "${FS:-}" = journal ] && echo ", a fresh loop-mounted image with a journal (FS=journal)"). facteur $(cd "$ROOT" && git describe --always --dirty 2>/dev/null || echo '?'), Postfix $(postconf -dh mail_version), $(go version | awk '{ print $3 }')."
   echo
-  echo "\`N=$N C=$C SIZE=$SIZE REPS=$REPS bash bench/run.sh\`: medians of $REPS interleaved runs (min-max in brackets); one connection per message (smtp-source default)."
+  echo "\`N=$N C=$C SIZE=$SIZE REPS=$REPS SETTLE=$SETTLE$([ "${FS:-}" = journal ] && echo " FS=journal") bash bench/run.sh\`: medians of $REPS interleaved runs (min-max in brackets); one connection per message (smtp-source default)."
   echo
 } > "$WORK/table.md"
 awk -v N="$N" -v C="$C" -v SIZE="$SIZE" -v LAT_N="$LAT_N" -v IDLE="$IDLE" -v BIG="$BIG" '
