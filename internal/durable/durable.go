@@ -47,7 +47,7 @@ func Commit(f *os.File, final string) error {
 		os.Remove(tmp)
 		return fmt.Errorf("durable: close %s: %w", tmp, err)
 	}
-	if err := os.Rename(tmp, final); err != nil {
+	if err := Rename(tmp, final); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("durable: rename %s: %w", tmp, err)
 	}

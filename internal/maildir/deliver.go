@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -25,11 +26,6 @@ func (s *Store) Deliver(mailboxes []string, header []byte, body io.Reader) ([]st
 	boxes, err := distinct(mailboxes)
 	if err != nil {
 		return nil, err
-	}
-	for _, m := range boxes {
-		if err := s.prepare(m); err != nil {
-			return nil, err
-		}
 	}
 	d := &delivery{name: s.uniqueName(time.Now())}
 	if err := d.run(s, boxes, header, body); err != nil {
@@ -70,20 +66,40 @@ type delivery struct {
 	news []string // renamed into new/
 }
 
+// retry runs step, which must not have consumed anything when it fails, and
+// once more after creating the Maildir of mailbox if it failed for want of a
+// directory: on the first delivery to mailbox, or when its Maildir was
+// removed while the server runs.
+func (s *Store) retry(mailbox string, step func() error) error {
+	err := step()
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := s.prepare(mailbox); err != nil {
+			return err
+		}
+		err = step()
+	}
+	return err
+}
+
 func (d *delivery) run(s *Store, boxes []string, header []byte, body io.Reader) error {
 	first := filepath.Join(s.dir(boxes[0], "tmp"), d.name)
-	if err := d.write(first, header, body); err != nil {
+	var f *os.File
+	if err := s.retry(boxes[0], func() (err error) { f, err = d.create(first); return err }); err != nil {
+		return err
+	}
+	if err := d.fill(f, header, body); err != nil {
 		return err
 	}
 	for _, m := range boxes[1:] {
-		if err := d.link(first, filepath.Join(s.dir(m, "tmp"), d.name)); err != nil {
+		dst := filepath.Join(s.dir(m, "tmp"), d.name)
+		if err := s.retry(m, func() error { return d.link(first, dst) }); err != nil {
 			return err
 		}
 	}
 	for i, m := range boxes {
 		final := filepath.Join(s.dir(m, "new"), d.name)
-		if err := os.Rename(d.tmps[i], final); err != nil {
-			return fmt.Errorf("maildir: rename %s: %w", d.tmps[i], err)
+		if err := s.retry(m, func() error { return durable.Rename(d.tmps[i], final) }); err != nil {
+			return fmt.Errorf("maildir: %w", err)
 		}
 		d.news = append(d.news, final)
 	}
@@ -101,20 +117,25 @@ func (d *delivery) run(s *Store, boxes []string, header []byte, body io.Reader) 
 	return nil
 }
 
-// write creates path and stores header and body in it, fsync'd. The fsync
-// also covers the hard links made to it afterwards: they share the inode.
-func (d *delivery) write(path string, header []byte, body io.Reader) error {
+// create makes the first copy's file in tmp/.
+func (d *delivery) create(path string) (*os.File, error) {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return fmt.Errorf("maildir: create %s: %w", path, err)
+		return nil, fmt.Errorf("maildir: create %s: %w", path, err)
 	}
 	d.tmps = append(d.tmps, path)
-	_, err = durable.Fill(f, header, body)
+	return f, nil
+}
+
+// fill stores header and body in f, fsync'd, and closes it. The fsync also
+// covers the hard links made to it afterwards: they share the inode.
+func (d *delivery) fill(f *os.File, header []byte, body io.Reader) error {
+	_, err := durable.Fill(f, header, body)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("maildir: store message in %s: %w", path, err)
+		return fmt.Errorf("maildir: store message in %s: %w", f.Name(), err)
 	}
 	return nil
 }

@@ -50,9 +50,9 @@ func (s *Store) dir(mailbox, sub string) string {
 	return filepath.Join(s.root, mailbox, "Maildir", sub)
 }
 
-// prepare creates the Maildir of mailbox on first delivery. It runs on every
-// delivery (a stat per directory when they exist) so that a Maildir removed
-// while the server runs comes back instead of failing every later delivery.
+// prepare creates the Maildir of mailbox. Deliveries call it only when a
+// step fails for want of a directory (see retry): stat'ing three
+// directories before every delivery cost more than the retry ever will.
 func (s *Store) prepare(mailbox string) error {
 	for _, sub := range []string{"tmp", "new", "cur"} {
 		if err := durable.MkdirAll(s.dir(mailbox, sub)); err != nil {

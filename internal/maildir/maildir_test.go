@@ -283,3 +283,35 @@ func BenchmarkDeliver(b *testing.B) {
 		}
 	})
 }
+
+// A Maildir, or part of one, removed while the server runs comes back at the
+// next delivery, which succeeds: whether the first mailbox (written to) or
+// another (linked to) lost it, and whether tmp/ or new/ went.
+func TestDeliverRecreatesRemovedMaildir(t *testing.T) {
+	root := t.TempDir()
+	s := New(root, "h")
+	boxes := []string{"alice", "bob"}
+	if _, err := s.Deliver(boxes, []byte(header), strings.NewReader("first\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	for _, gone := range []string{"alice/Maildir/new", "bob/Maildir", "alice/Maildir/tmp"} {
+		if err := os.RemoveAll(filepath.Join(root, gone)); err != nil {
+			t.Fatal(err)
+		}
+		names, err := s.Deliver(boxes, []byte(header), strings.NewReader("after "+gone+"\r\n"))
+		if err != nil {
+			t.Fatalf("delivery after removing %s: %v", gone, err)
+		}
+		for i, m := range boxes {
+			got, err := os.ReadFile(filepath.Join(root, m, "Maildir", "new", names[i]))
+			if err != nil || string(got) != header+"after "+gone+"\r\n" {
+				t.Errorf("%s after removing %s: %q, %v", m, gone, got, err)
+			}
+			for _, sub := range []string{"tmp", "new", "cur"} {
+				if fi, err := os.Stat(filepath.Join(root, m, "Maildir", sub)); err != nil || !fi.IsDir() {
+					t.Errorf("%s/Maildir/%s after removing %s: %v", m, sub, gone, err)
+				}
+			}
+		}
+	}
+}
