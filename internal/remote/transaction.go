@@ -77,7 +77,8 @@ func (c *Client) transact(s *session, d *delivery, i int) bool {
 	for _, j := range accepted {
 		d.decide(i, j, r)
 	}
-	log.Info("transaction", "rcpts", m.Rcpts, "status", r.Status, "code", r.Code, "text", r.Text, "refused", summary(d, i, refused))
+	// Debug: the queue logs each recipient's outcome, with the same reply.
+	log.Debug("transaction", "rcpts", m.Rcpts, "status", r.Status, "code", r.Code, "text", r.Text, "refused", summary(d, i, refused))
 	if r.Code == 0 || r.Code == 421 {
 		return false
 	}
