@@ -9,6 +9,7 @@
 #   SIZE=4096   payload bytes (smtp-source -l)       REPS=3   interleaved repetitions
 #   LAT_N=min(N,5000)  messages of each latency run (Go client, bench/loadgen)
 #   IDLE=10000  idle connections held (bench/idleconns)
+#   OSD_RELAY_N=min(N,1000)  messages of OpenSMTPD's relay runs (see there)
 #   BIG=25000000 bytes of the one large message
 #   PROFILE=1   also take a CPU profile of facteur during the first inbound
 #               and relay runs (bench/results/<date>-{inbound,relay}.pprof,
@@ -30,12 +31,22 @@
 # (unshare --net: nothing can leave the machine, no port can collide):
 #   * installs postfix with apt-get when smtp-source/smtp-sink are missing,
 #     and stops its packaged instance; creates the local user "bench";
+#   * OpenSMTPD too, where apt can fetch it (OPENSMTPD=0 skips it), with
+#     the backlog of its listen(2) raised from 5 to OSD_BACKLOG=1024 by
+#     bench/listen-backlog.c (OSD_BACKLOG=0: as shipped; see that file): its
+#     package conflicts with postfix's, so its .deb is downloaded and
+#     unpacked under bench/.deps (its libraries installed with apt-get), its
+#     privilege-separation users created, and its compiled-in paths
+#     (/usr/libexec, /var/spool, /run) bind-mounted in the private mount
+#     namespace only while it runs;
 #   * builds facteur and the small Go tools under bench/;
 #   * REPS times, interleaved facteur, Postfix, facteur, Postfix...:
 #       inbound  smtp-source -s C -m N -l SIZE to bench@localhost; msgs/s
 #                until the N-th file is in Maildir/new
 #       relay    the same to the relay listener, delivered to smtp-sink -M N
 #                on 127.0.0.2; msgs/s until smtp-sink has counted all N
+#       (OpenSMTPD gets both, with its defaults: action maildir, and relay
+#       host smtp://127.0.0.2)
 #       latency  bench/loadgen: p50/p99 from the end of DATA to the 250
 #       ceiling  smtp-sink alone under the same smtp-source load, and
 #                bench/fsyncprobe on the data disk
@@ -52,6 +63,7 @@ PATH=$PATH:/usr/sbin:/sbin:/usr/local/go/bin
 N=${N:-20000}; C=${C:-20}; SIZE=${SIZE:-4096}; REPS=${REPS:-3}
 LAT_N=${LAT_N:-$((N < 5000 ? N : 5000))}
 IDLE=${IDLE:-10000}; BIG=${BIG:-25000000}
+OSD_RELAY_N=${OSD_RELAY_N:-$((N < 1000 ? N : 1000))}
 TIMEOUT=${TIMEOUT:-600} # seconds any one run may take
 log() { echo "[bench] $*" >&2; }
 
@@ -75,6 +87,36 @@ if [ -z "${FACTEUR_BENCH_NS:-}" ]; then
   for t in unshare:util-linux ip:iproute2 ss:iproute2 curl:curl; do
     command -v "${t%%:*}" >/dev/null 2>&1 || { DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${t#*:}" >/dev/null; }
   done
+  OSD=$BENCH/.deps/opensmtpd
+  if [ "${OPENSMTPD:-1}" = 1 ] && ! [ -x "$OSD/usr/sbin/smtpd" ]; then
+    log "fetching OpenSMTPD (apt-get download; unpacked under bench/.deps, not installed)"
+    mkdir -p "$BENCH/.deps/dl" && chmod 777 "$BENCH/.deps/dl" # apt's _apt user writes there
+    if (cd "$BENCH/.deps/dl" && rm -f opensmtpd_*.deb && apt-get download -q opensmtpd >/dev/null 2>&1); then
+      deb=$(echo "$BENCH"/.deps/dl/opensmtpd_*.deb)
+      # Its shared libraries, from its own Depends line.
+      libs=$(dpkg-deb -f "$deb" Depends | tr ',' '\n' | sed 's/|.*//; s/(.*)//; s/ //g' | grep -E '^(lib|zlib)' || true)
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -q $libs >/dev/null
+      rm -rf "$OSD" && dpkg-deb -x "$deb" "$OSD" && dpkg-deb -f "$deb" Version > "$OSD/VERSION"
+    else
+      log "OpenSMTPD cannot be fetched here: measuring without it"
+    fi
+  fi
+  if [ "${OPENSMTPD:-1}" = 1 ] && [ -x "$OSD/usr/sbin/smtpd" ]; then
+    # What its postinst would do: privilege-separation users and the
+    # compiled-in empty chroot directory.
+    install -d -m 755 /var/lib/opensmtpd /var/lib/opensmtpd/empty
+    for u in opensmtpd opensmtpq; do
+      getent group $u >/dev/null || groupadd --system $u
+      id $u >/dev/null 2>&1 || useradd --system -g $u -d /var/lib/opensmtpd/empty -s /usr/sbin/nologin $u
+    done
+    if [ "${OSD_BACKLOG:-1024}" != 0 ]; then
+      command -v gcc >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q gcc libc6-dev >/dev/null
+      gcc -O2 -shared -fPIC -o "$BENCH/.deps/listen-backlog.so" "$BENCH/listen-backlog.c" -ldl
+    fi
+    export OSD OSD_BACKLOG=${OSD_BACKLOG:-1024}
+  else
+    export OSD=""
+  fi
   command -v go >/dev/null || { echo "bench/run.sh: go is needed to build facteur (https://go.dev/dl/)" >&2; exit 2; }
   id bench >/dev/null 2>&1 || useradd -m -s /bin/bash bench
   mkdir -p "$BENCH/.work" "$BENCH/results"
@@ -82,7 +124,7 @@ if [ -z "${FACTEUR_BENCH_NS:-}" ]; then
   chmod 755 "$WORK"
   log "building facteur and the bench tools into $WORK/bin"
   (cd "$ROOT" && go build -o "$WORK/bin/" ./cmd/facteur ./bench/loadgen ./bench/idleconns ./bench/fsyncprobe)
-  export N C SIZE REPS LAT_N IDLE BIG TIMEOUT WORK
+  export N C SIZE REPS LAT_N IDLE BIG TIMEOUT WORK OSD_RELAY_N
   export PROFILE=${PROFILE:-} PROFILE_SECONDS=${PROFILE_SECONDS:-} KEEP=${KEEP:-} FS=${FS:-}
   export SETTLE=${SETTLE:-$([ "${FS:-}" = journal ] && echo 0 || echo 31)}
   exec unshare --net --mount --propagation private -- env FACTEUR_BENCH_NS=1 bash "$BENCH/run.sh"
@@ -113,9 +155,11 @@ RESULTS=$WORK/results.txt # one "key value" line per measurement
 
 PIDS=()        # background processes we started (each its own session)
 PF_ETC=""      # running Postfix instance, if any
+OSD_PID=""     # running OpenSMTPD, if any
 cleanup() {
   set +e
   [ -n "$PF_ETC" ] && postfix -c "$PF_ETC" stop >/dev/null 2>&1
+  [ -n "$OSD_PID" ] && stop_opensmtpd
   for p in "${PIDS[@]}"; do
     kill -TERM "$p" 2>/dev/null && wait "$p" 2>/dev/null
   done
@@ -270,6 +314,41 @@ EOF
 }
 stop_postfix() { postfix -c "$PF_ETC" stop >/dev/null 2>&1 || true; PF_ETC=""; }
 
+# ---- OpenSMTPD: the unpacked package, its fixed paths bind-mounted ----------
+P_OSD=2725
+OSD_MOUNTS=()
+start_opensmtpd() { # dir relay(0/1)
+  local d=$1 m
+  mkdir -p "$d/spool" "$d/run"
+  install -d -m 755 "$d/maildirs"
+  install -d -m 700 -o bench -g bench "$d/maildirs/bench" "$d/maildirs/bench/tmp" "$d/maildirs/bench/new" "$d/maildirs/bench/cur"
+  for m in "$OSD/usr/libexec:/usr/libexec" "$d/spool:/var/spool" "$d/run:/run"; do
+    mount --bind "${m%%:*}" "${m#*:}"; OSD_MOUNTS+=("${m#*:}")
+  done
+  {
+    echo "# Bench instance: OpenSMTPD defaults (queue on disk) but for the port,"
+    echo "# and Maildir delivery for \"bench\" or relaying everything to smtp-sink."
+    echo "listen on lo port $P_OSD hostname bench.localdomain"
+    echo "action \"local\" maildir \"$d/maildirs/%{user.username}\""
+    echo "action \"relay\" relay host smtp://127.0.0.2:$P_SINK"
+    if [ "$2" = 1 ]; then echo 'match from local for any action "relay"'
+    else echo 'match from local for local action "local"'; fi
+  } > "$d/smtpd.conf"
+  "$OSD/usr/sbin/smtpd" -n -f "$d/smtpd.conf" >"$d/check.log" 2>&1 || { cat "$d/check.log" >&2; exit 1; }
+  local preload=""
+  [ "$OSD_BACKLOG" != 0 ] && preload=$ROOT/bench/.deps/listen-backlog.so
+  LD_PRELOAD=$preload LISTEN_BACKLOG=$OSD_BACKLOG setsid "$OSD/usr/sbin/smtpd" -d -f "$d/smtpd.conf" >"$d/log" 2>&1 &
+  OSD_PID=$!; PIDS+=("$OSD_PID")
+  wait_port 127.0.0.1 "$P_OSD" || { tail "$d/log" >&2; exit 1; }
+}
+stop_opensmtpd() {
+  local m
+  kill -TERM "$OSD_PID" 2>/dev/null || true; wait "$OSD_PID" 2>/dev/null || true
+  PIDS=("${PIDS[@]/$OSD_PID}"); OSD_PID=""
+  for m in "${OSD_MOUNTS[@]}"; do umount "$m" 2>/dev/null || umount -l "$m"; done
+  OSD_MOUNTS=()
+}
+
 # ---- smtp-sink ----------------------------------------------------------------
 SINK=""
 start_sink() { # ip port [-M N]
@@ -370,6 +449,44 @@ postfix_relay() {
   record relay_mem.postfix "$(cat "$d/peak")"
   stop_postfix; stop_sink
 }
+opensmtpd_inbound() {
+  local d=$DATA/o-in-$1 t0 t2
+  start_opensmtpd "$d" 0
+  sampler "$(sid_of "$OSD_PID")" Pss "$d/peak"
+  sync
+  t0=$(now)
+  source_load "$P_OSD" bench@localhost
+  t2=$(wait_maildir "$d/maildirs/bench")
+  stop_sampler
+  record inbound.opensmtpd "$(rate "$N" "$t0" "$t2")"
+  record inbound_mem.opensmtpd "$(cat "$d/peak")"
+  # With OSD_BACKLOG=0 some of C concurrent connects are reset: the
+  # latency is then that of the sessions that got in.
+  "$BIN/loadgen" -addr 127.0.0.1:$P_OSD -n "$LAT_N" -c "$C" -size "$SIZE" -to bench@localhost > "$d/lat" 2>&1 ||
+    log "OpenSMTPD latency run: $(tail -1 "$d/lat")"
+  record lat_errors.opensmtpd "$(sed -n 's/.*errors=\([0-9]*\).*/\1/p' "$d/lat")"
+  record lat50.opensmtpd "$(sed 's/.*p50_ms=\([0-9.]*\).*/\1/' "$d/lat")"
+  record lat99.opensmtpd "$(sed 's/.*p99_ms=\([0-9.]*\).*/\1/' "$d/lat")"
+  stop_opensmtpd
+}
+# OpenSMTPD relays to smtp-sink over one session at about 15 msgs/s here
+# (stalls of tens of ms per message between its client and smtp-sink, not
+# chased further), so it relays OSD_RELAY_N messages, not N: its rate is
+# still messages per second, but 20,000 would take over 20 minutes a run.
+opensmtpd_relay() {
+  local d=$DATA/o-relay-$1 t0 t2 N=$OSD_RELAY_N
+  start_sink 127.0.0.2 "$P_SINK" -M "$N"
+  start_opensmtpd "$d" 1
+  sampler "$(sid_of "$OSD_PID")" Pss "$d/peak"
+  sync
+  t0=$(now)
+  source_load "$P_OSD" bench@relay.test
+  wait_sink; t2=$(now)
+  stop_sampler
+  record relay.opensmtpd "$(rate "$N" "$t0" "$t2")"
+  record relay_mem.opensmtpd "$(cat "$d/peak")"
+  stop_opensmtpd; stop_sink
+}
 ceiling() {
   local t0 t1
   start_sink 127.0.0.1 "$P_SMTP"
@@ -421,7 +538,7 @@ wait_maildir_n1() { local N=1; wait_maildir "$1" >/dev/null; }
 # ---- the run ----------------------------------------------------------------
 log "N=$N C=$C SIZE=$SIZE REPS=$REPS LAT_N=$LAT_N IDLE=$IDLE BIG=$BIG SETTLE=$SETTLE"
 for r in $(seq 1 "$REPS"); do
-  for step in facteur_inbound postfix_inbound facteur_relay postfix_relay ceiling; do
+  for step in facteur_inbound postfix_inbound ${OSD:+opensmtpd_inbound} facteur_relay postfix_relay ${OSD:+opensmtpd_relay} ceiling; do
     log "rep $r/$REPS: $step"
     sleep "$SETTLE"
     $step "$r"
@@ -435,7 +552,7 @@ memory
   echo "## facteur vs Postfix, $DATE"
   echo
   echo "Machine: $(nproc) cores ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM, $(. /etc/os-release; echo "$PRETTY_NAME"), kernel $(uname -r),"
-  echo "data disk $(df -T "$DATA" | awk 'NR == 2 { print $2 " on " $1 }')$([ "${FS:-}" = journal ] && echo ", a fresh loop-mounted image with a journal (FS=journal)"). facteur $(cd "$ROOT" && git describe --always --dirty 2>/dev/null || echo '?'), Postfix $(postconf -dh mail_version), $(go version | awk '{ print $3 }')."
+  echo "data disk $(df -T "$DATA" | awk 'NR == 2 { print $2 " on " $1 }')$([ "${FS:-}" = journal ] && echo ", a fresh loop-mounted image with a journal (FS=journal)"). facteur $(cd "$ROOT" && git describe --always --dirty 2>/dev/null || echo '?'), Postfix $(postconf -dh mail_version), OpenSMTPD $([ -n "$OSD" ] && cat "$OSD/VERSION" || echo "not measured"), $(go version | awk '{ print $3 }')."
   echo
   echo "\`N=$N C=$C SIZE=$SIZE REPS=$REPS SETTLE=$SETTLE$([ "${FS:-}" = journal ] && echo " FS=journal") bash bench/run.sh\`: medians of $REPS interleaved runs (min-max in brackets); one connection per message (smtp-source default)."
   echo
@@ -457,33 +574,35 @@ awk -v N="$N" -v C="$C" -v SIZE="$SIZE" -v LAT_N="$LAT_N" -v IDLE="$IDLE" -v BIG
   function fmt(x) { return (x >= 100 || x == int(x)) ? sprintf("%.0f", x) : sprintf("%.2f", x) }
   function cell(k) { return n[k] ? fmt(med(k)) rng(k) : "-" }
   function ratio(a, b) { return (n[a] && n[b] && med(b) > 0) ? sprintf("%.2f", med(a) / med(b)) : "-" }
-  function row(what, k) { printf "| %s | %s | %s | %s |\n", what, cell(k ".facteur"), cell(k ".postfix"), ratio(k ".facteur", k ".postfix") }
-  function pct(a, b) { return sprintf("%.0f %%", 100 * med(a) / med(b)) }
+  function row(what, k) { printf "| %s | %s | %s | %s | %s | %s |\n", what, cell(k ".facteur"), cell(k ".postfix"), cell(k ".opensmtpd"), ratio(k ".facteur", k ".postfix"), ratio(k ".facteur", k ".opensmtpd") }
+  function pct(a, b) { return (n[a] && n[b]) ? sprintf("%.0f %%", 100 * med(a) / med(b)) : "-" }
   END {
-    print "| measure | facteur | Postfix | facteur / Postfix |"
-    print "|---|---|---|---|"
+    print "| measure | facteur | Postfix | OpenSMTPD | facteur / Postfix | facteur / OpenSMTPD |"
+    print "|---|---|---|---|---|---|"
     row("inbound to Maildir, msgs/s (" N " x " SIZE " B, " C " sessions)", "inbound")
     row("relay to smtp-sink, msgs/s", "relay")
     row("time to 250 after DATA, p50 ms (" LAT_N " msgs)", "lat50")
     row("time to 250 after DATA, p99 ms", "lat99")
-    printf "| inbound, %% of the smtp-sink ceiling | %s | %s | |\n", pct("inbound.facteur", "sink"), pct("inbound.postfix", "sink")
-    printf "| relay, %% of the smtp-sink ceiling | %s | %s | |\n", pct("relay.facteur", "sink"), pct("relay.postfix", "sink")
+    printf "| inbound, %% of the smtp-sink ceiling | %s | %s | %s | | |\n", pct("inbound.facteur", "sink"), pct("inbound.postfix", "sink"), pct("inbound.opensmtpd", "sink")
+    printf "| relay, %% of the smtp-sink ceiling | %s | %s | %s | | |\n", pct("relay.facteur", "sink"), pct("relay.postfix", "sink"), pct("relay.opensmtpd", "sink")
     # facteur: peak RSS of its one process (VmHWM); Postfix: peak of the sum
     # of PSS over its processes (RSS would count shared pages 50 times).
     for (k in n) if (k ~ /_mem\./) { m = 0; for (i = 1; i <= n[k]; i++) v[k, i] = sprintf("%.1f", v[k, i] / 1024) }
     row("peak memory under inbound load, MB", "inbound_mem")
     row("peak memory under relay load, MB", "relay_mem")
-    printf "| one %.0f MB message: extra peak memory, MB | %.1f | %.1f | %.2f |\n", BIG / 1e6, med("big.facteur") / 1024, med("big.postfix") / 1024, (med("big.postfix") > 0 ? med("big.facteur") / med("big.postfix") : 0)
-    printf "| %d idle connections (%d held): RSS before -> after, MB | %.1f -> %.1f | not measured (one process per session, 100 at most by default) | |\n", IDLE, med("idle_conns"), med("idle_before") / 1024, med("idle_after") / 1024
-    printf "| ceiling: smtp-sink alone, msgs/s | %s | | |\n", cell("sink")
-    printf "| ceiling: 4 KiB O_DSYNC writes/s on the data disk | %s | | |\n", cell("dsync")
-    printf "| ceiling: serial Maildir-style deliveries/s (write, fsync, rename, dir fsync) | %s | | |\n", cell("deliver")
+    printf "| one %.0f MB message: extra peak memory, MB | %.1f | %.1f | - | %.2f | |\n", BIG / 1e6, med("big.facteur") / 1024, med("big.postfix") / 1024, (med("big.postfix") > 0 ? med("big.facteur") / med("big.postfix") : 0)
+    printf "| %d idle connections (%d held): RSS before -> after, MB | %.1f -> %.1f | not measured (one process per session, 100 at most by default) | - | | |\n", IDLE, med("idle_conns"), med("idle_before") / 1024, med("idle_after") / 1024
+    printf "| ceiling: smtp-sink alone, msgs/s | %s | | | | |\n", cell("sink")
+    printf "| ceiling: 4 KiB O_DSYNC writes/s on the data disk | %s | | | | |\n", cell("dsync")
+    printf "| ceiling: serial Maildir-style deliveries/s (write, fsync, rename, dir fsync) | %s | | | | |\n", cell("deliver")
   }' "$RESULTS" >> "$WORK/table.md"
 cat >> "$WORK/table.md" <<'EOF'
 
-facteur memory is its process's peak RSS (VmHWM); Postfix's is the peak of the sum of PSS over its
+facteur memory is its process's peak RSS (VmHWM); Postfix's and OpenSMTPD's are the peak of the sum of PSS over its
 processes, sampled every 0.1 s. Time to 250 is measured by bench/loadgen from the end of the data to the
-reply, C sessions, one connection per message. Raw figures: the lines below.
+reply, C sessions, one connection per message. OpenSMTPD's listen(2) backlog is raised from 5 to
+OSD_BACKLOG (bench/listen-backlog.c, 0 = as shipped), and its relay runs carry OSD_RELAY_N messages
+(about 15 msgs/s: one session, stalls of tens of ms per message with smtp-sink). Raw figures: the lines below.
 EOF
 { echo; echo '```'; cat "$RESULTS"; echo '```'; } >> "$WORK/table.md"
 OUT=$BENCH/results/$(date +%Y-%m-%d-%H%M).md
