@@ -387,6 +387,19 @@ profile_wait() { [ -n "$PROFILE" ] && [ -n "${PROF:-}" ] && { wait "$PROF" || tr
 pprof_toml() { [ -n "$PROFILE" ] && [ "$1" = 1 ] && printf '[debug]\npprof = "127.0.0.1:%s"\n' "$P_PPROF"; return 0; }
 
 # ---- one measurement each ---------------------------------------------------
+# latency name port dir: bench/loadgen's p50/p99 from the end of DATA to
+# the 250. A session error fails the bench, except for OpenSMTPD with
+# OSD_BACKLOG=0, whose backlog of 5 resets some of C concurrent connects:
+# its latency is then that of the sessions that got in.
+latency() {
+  if ! "$BIN/loadgen" -addr 127.0.0.1:$2 -n "$LAT_N" -c "$C" -size "$SIZE" -to bench@localhost > "$3/lat" 2>&1; then
+    [ "$1" = opensmtpd ] || { cat "$3/lat"; exit 1; }
+    log "OpenSMTPD latency run: $(tail -1 "$3/lat")"
+  fi
+  record lat_errors.$1 "$(sed -n 's/.*errors=\([0-9]*\).*/\1/p' "$3/lat")"
+  record lat50.$1 "$(sed -n 's/.*p50_ms=\([0-9.]*\).*/\1/p' "$3/lat")"
+  record lat99.$1 "$(sed -n 's/.*p99_ms=\([0-9.]*\).*/\1/p' "$3/lat")"
+}
 facteur_inbound() { # rep
   local d=$DATA/f-in-$1 t0 t2
   start_facteur "$d" "$(pprof_toml "$1")"
@@ -399,26 +412,8 @@ facteur_inbound() { # rep
   stop_sampler; profile_wait
   record inbound.facteur "$(rate "$N" "$t0" "$t2")"
   record inbound_mem.facteur "$(status_kb "$FPID" VmHWM)"
-  "$BIN/loadgen" -addr 127.0.0.1:$P_SMTP -n "$LAT_N" -c "$C" -size "$SIZE" -to bench@localhost > "$d/lat" || { cat "$d/lat"; exit 1; }
-  record lat50.facteur "$(sed 's/.*p50_ms=\([0-9.]*\).*/\1/' "$d/lat")"
-  record lat99.facteur "$(sed 's/.*p99_ms=\([0-9.]*\).*/\1/' "$d/lat")"
+  latency facteur "$P_SMTP" "$d"
   stop_facteur
-}
-postfix_inbound() {
-  local d=$DATA/p-in-$1 t0 t2
-  start_postfix "$d" 0
-  sampler "$PF_SID" Pss "$d/peak"
-  sync
-  t0=$(now)
-  source_load "$P_PF" bench@localhost
-  t2=$(wait_maildir "$d/maildirs/bench")
-  stop_sampler
-  record inbound.postfix "$(rate "$N" "$t0" "$t2")"
-  record inbound_mem.postfix "$(cat "$d/peak")"
-  "$BIN/loadgen" -addr 127.0.0.1:$P_PF -n "$LAT_N" -c "$C" -size "$SIZE" -to bench@localhost > "$d/lat" || { cat "$d/lat"; exit 1; }
-  record lat50.postfix "$(sed 's/.*p50_ms=\([0-9.]*\).*/\1/' "$d/lat")"
-  record lat99.postfix "$(sed 's/.*p99_ms=\([0-9.]*\).*/\1/' "$d/lat")"
-  stop_postfix
 }
 facteur_relay() {
   local d=$DATA/f-relay-$1 t0 t2
@@ -435,58 +430,45 @@ facteur_relay() {
   record relay_mem.facteur "$(status_kb "$FPID" VmHWM)"
   stop_facteur; stop_sink
 }
-postfix_relay() {
-  local d=$DATA/p-relay-$1 t0 t2
-  start_sink 127.0.0.2 "$P_SINK" -M "$N"
-  start_postfix "$d" 1
-  sampler "$PF_SID" Pss "$d/peak"
+# The other servers, each several processes: start_<name> dir relay(0/1)
+# sets <name>'s session id, stop_<name> stops it.
+other_sid() { case $1 in postfix) echo "$PF_SID" ;; opensmtpd) sid_of "$OSD_PID" ;; esac; }
+other_inbound() { # name dir port
+  local t0 t2
+  start_$1 "$2" 0
+  sampler "$(other_sid "$1")" Pss "$2/peak"
   sync
   t0=$(now)
-  source_load "$P_PF" bench@relay.test
+  source_load "$3" bench@localhost
+  t2=$(wait_maildir "$2/maildirs/bench")
+  stop_sampler
+  record inbound.$1 "$(rate "$N" "$t0" "$t2")"
+  record inbound_mem.$1 "$(cat "$2/peak")"
+  latency "$1" "$3" "$2"
+  stop_$1
+}
+other_relay() { # name dir port messages
+  local t0 t2 N=$4
+  start_sink 127.0.0.2 "$P_SINK" -M "$N"
+  start_$1 "$2" 1
+  sampler "$(other_sid "$1")" Pss "$2/peak"
+  sync
+  t0=$(now)
+  source_load "$3" bench@relay.test
   wait_sink; t2=$(now)
   stop_sampler
-  record relay.postfix "$(rate "$N" "$t0" "$t2")"
-  record relay_mem.postfix "$(cat "$d/peak")"
-  stop_postfix; stop_sink
+  record relay.$1 "$(rate "$N" "$t0" "$t2")"
+  record relay_mem.$1 "$(cat "$2/peak")"
+  stop_$1; stop_sink
 }
-opensmtpd_inbound() {
-  local d=$DATA/o-in-$1 t0 t2
-  start_opensmtpd "$d" 0
-  sampler "$(sid_of "$OSD_PID")" Pss "$d/peak"
-  sync
-  t0=$(now)
-  source_load "$P_OSD" bench@localhost
-  t2=$(wait_maildir "$d/maildirs/bench")
-  stop_sampler
-  record inbound.opensmtpd "$(rate "$N" "$t0" "$t2")"
-  record inbound_mem.opensmtpd "$(cat "$d/peak")"
-  # With OSD_BACKLOG=0 some of C concurrent connects are reset: the
-  # latency is then that of the sessions that got in.
-  "$BIN/loadgen" -addr 127.0.0.1:$P_OSD -n "$LAT_N" -c "$C" -size "$SIZE" -to bench@localhost > "$d/lat" 2>&1 ||
-    log "OpenSMTPD latency run: $(tail -1 "$d/lat")"
-  record lat_errors.opensmtpd "$(sed -n 's/.*errors=\([0-9]*\).*/\1/p' "$d/lat")"
-  record lat50.opensmtpd "$(sed 's/.*p50_ms=\([0-9.]*\).*/\1/' "$d/lat")"
-  record lat99.opensmtpd "$(sed 's/.*p99_ms=\([0-9.]*\).*/\1/' "$d/lat")"
-  stop_opensmtpd
-}
+postfix_inbound() { other_inbound postfix "$DATA/p-in-$1" "$P_PF"; }
+postfix_relay() { other_relay postfix "$DATA/p-relay-$1" "$P_PF" "$N"; }
+opensmtpd_inbound() { other_inbound opensmtpd "$DATA/o-in-$1" "$P_OSD"; }
 # OpenSMTPD relays to smtp-sink over one session at about 15 msgs/s here
 # (stalls of tens of ms per message between its client and smtp-sink, not
 # chased further), so it relays OSD_RELAY_N messages, not N: its rate is
 # still messages per second, but 20,000 would take over 20 minutes a run.
-opensmtpd_relay() {
-  local d=$DATA/o-relay-$1 t0 t2 N=$OSD_RELAY_N
-  start_sink 127.0.0.2 "$P_SINK" -M "$N"
-  start_opensmtpd "$d" 1
-  sampler "$(sid_of "$OSD_PID")" Pss "$d/peak"
-  sync
-  t0=$(now)
-  source_load "$P_OSD" bench@relay.test
-  wait_sink; t2=$(now)
-  stop_sampler
-  record relay.opensmtpd "$(rate "$N" "$t0" "$t2")"
-  record relay_mem.opensmtpd "$(cat "$d/peak")"
-  stop_opensmtpd; stop_sink
-}
+opensmtpd_relay() { other_relay opensmtpd "$DATA/o-relay-$1" "$P_OSD" "$OSD_RELAY_N"; }
 ceiling() {
   local t0 t1
   start_sink 127.0.0.1 "$P_SMTP"
