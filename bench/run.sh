@@ -14,6 +14,9 @@
 #   PROFILE=1   also take a CPU profile of facteur during the first inbound
 #               and relay runs (bench/results/<date>-{inbound,relay}.pprof,
 #               PROFILE_SECONDS long, default 5)
+#   STEPS="facteur_relay postfix_relay"  only these steps (default: all of
+#               facteur_inbound postfix_inbound opensmtpd_inbound facteur_relay
+#               postfix_relay opensmtpd_relay ceiling memory); for profiling
 #   KEEP=1      keep the work directory (configs, logs) under bench/.work
 #   FS=journal  put the servers' data on a fresh ext4 with a journal (a
 #               loop-mounted image in the work directory). This machine's
@@ -125,7 +128,7 @@ if [ -z "${FACTEUR_BENCH_NS:-}" ]; then
   log "building facteur and the bench tools into $WORK/bin"
   (cd "$ROOT" && go build -o "$WORK/bin/" ./cmd/facteur ./bench/loadgen ./bench/idleconns ./bench/fsyncprobe)
   export N C SIZE REPS LAT_N IDLE BIG TIMEOUT WORK OSD_RELAY_N
-  export PROFILE=${PROFILE:-} PROFILE_SECONDS=${PROFILE_SECONDS:-} KEEP=${KEEP:-} FS=${FS:-}
+  export STEPS=${STEPS:-} PROFILE=${PROFILE:-} PROFILE_SECONDS=${PROFILE_SECONDS:-} KEEP=${KEEP:-} FS=${FS:-}
   export SETTLE=${SETTLE:-$([ "${FS:-}" = journal ] && echo 0 || echo 31)}
   exec unshare --net --mount --propagation private -- env FACTEUR_BENCH_NS=1 bash "$BENCH/run.sh"
 fi
@@ -519,15 +522,16 @@ wait_maildir_n1() { local N=1; wait_maildir "$1" >/dev/null; }
 
 # ---- the run ----------------------------------------------------------------
 log "N=$N C=$C SIZE=$SIZE REPS=$REPS LAT_N=$LAT_N IDLE=$IDLE BIG=$BIG SETTLE=$SETTLE"
+STEPS=${STEPS:-facteur_inbound postfix_inbound ${OSD:+opensmtpd_inbound} facteur_relay postfix_relay ${OSD:+opensmtpd_relay} ceiling memory}
 for r in $(seq 1 "$REPS"); do
-  for step in facteur_inbound postfix_inbound ${OSD:+opensmtpd_inbound} facteur_relay postfix_relay ${OSD:+opensmtpd_relay} ceiling; do
+  for step in $STEPS; do
+    [ "$step" != memory ] || continue
     log "rep $r/$REPS: $step"
     sleep "$SETTLE"
     $step "$r"
   done
 done
-log "memory"
-memory
+case " $STEPS " in *" memory "*) log "memory"; memory ;; esac
 
 # ---- the table --------------------------------------------------------------
 {

@@ -2,7 +2,6 @@ package smtpd
 
 import (
 	"crypto/tls"
-	"fmt"
 	"net/netip"
 	"strings"
 	"time"
@@ -24,24 +23,41 @@ type trace struct {
 // received renders the Received: header (RFC 5321 4.4, with the protocol
 // names of RFC 3848), folded so that no line is long.
 func (t trace) received() string {
+	// Built with WriteString rather than fmt: this runs for every message,
+	// and fmt's reflection was 2 % of the inbound CPU profile.
 	var b strings.Builder
+	b.Grow(256)
+	b.WriteString("Received: from ")
+	b.WriteString(printable(strings.Map(dropSpace, t.helo)))
+	b.WriteString(" ([")
+	b.WriteString(t.ip.String())
+	b.WriteString("])\r\n\tby ")
+	b.WriteString(t.hostname)
 	// RFC 3848: ESMTP, plus S for TLS, plus A for an authenticated client.
-	proto := "ESMTP"
+	b.WriteString(" (facteur) with ESMTP")
 	if t.tls != nil {
-		proto += "S"
+		b.WriteString("S")
 	}
 	if t.auth {
-		proto += "A"
+		b.WriteString("A")
 	}
-	fmt.Fprintf(&b, "Received: from %s ([%s])\r\n\tby %s (facteur) with %s id %s",
-		printable(strings.Map(dropSpace, t.helo)), t.ip, t.hostname, proto, t.id)
+	b.WriteString(" id ")
+	b.WriteString(t.id)
 	if t.tls != nil {
-		fmt.Fprintf(&b, "\r\n\t(%s %s)", tls.VersionName(t.tls.Version), tls.CipherSuiteName(t.tls.CipherSuite))
+		b.WriteString("\r\n\t(")
+		b.WriteString(tls.VersionName(t.tls.Version))
+		b.WriteString(" ")
+		b.WriteString(tls.CipherSuiteName(t.tls.CipherSuite))
+		b.WriteString(")")
 	}
 	if t.rcpt != "" {
-		fmt.Fprintf(&b, "\r\n\tfor <%s>", printable(t.rcpt))
+		b.WriteString("\r\n\tfor <")
+		b.WriteString(printable(t.rcpt))
+		b.WriteString(">")
 	}
-	fmt.Fprintf(&b, ";\r\n\t%s\r\n", t.at.Format(time.RFC1123Z))
+	b.WriteString(";\r\n\t")
+	b.WriteString(t.at.Format(time.RFC1123Z))
+	b.WriteString("\r\n")
 	return b.String()
 }
 
