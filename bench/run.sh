@@ -127,7 +127,9 @@ if [ -z "${FACTEUR_BENCH_NS:-}" ]; then
   chmod 755 "$WORK"
   log "building facteur and the bench tools into $WORK/bin"
   (cd "$ROOT" && go build -o "$WORK/bin/" ./cmd/facteur ./bench/loadgen ./bench/idleconns ./bench/fsyncprobe)
-  export N C SIZE REPS LAT_N IDLE BIG TIMEOUT WORK OSD_RELAY_N
+  # The tree as built: an edit made while the bench runs must not mark it.
+  FACTEUR_VERSION=$(cd "$ROOT" && git describe --always --dirty 2>/dev/null || echo '?')
+  export N C SIZE REPS LAT_N IDLE BIG TIMEOUT WORK OSD_RELAY_N FACTEUR_VERSION
   export STEPS=${STEPS:-} PROFILE=${PROFILE:-} PROFILE_SECONDS=${PROFILE_SECONDS:-} KEEP=${KEEP:-} FS=${FS:-}
   export SETTLE=${SETTLE:-$([ "${FS:-}" = journal ] && echo 0 || echo 31)}
   exec unshare --net --mount --propagation private -- env FACTEUR_BENCH_NS=1 bash "$BENCH/run.sh"
@@ -538,7 +540,7 @@ case " $STEPS " in *" memory "*) log "memory"; memory ;; esac
   echo "## facteur vs Postfix, $DATE"
   echo
   echo "Machine: $(nproc) cores ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM, $(. /etc/os-release; echo "$PRETTY_NAME"), kernel $(uname -r),"
-  echo "data disk $(df -T "$DATA" | awk 'NR == 2 { print $2 " on " $1 }')$([ "${FS:-}" = journal ] && echo ", a fresh loop-mounted image with a journal (FS=journal)"). facteur $(cd "$ROOT" && git describe --always --dirty 2>/dev/null || echo '?'), Postfix $(postconf -dh mail_version), OpenSMTPD $([ -n "$OSD" ] && cat "$OSD/VERSION" || echo "not measured"), $(go version | awk '{ print $3 }')."
+  echo "data disk $(df -T "$DATA" | awk 'NR == 2 { print $2 " on " $1 }')$([ "${FS:-}" = journal ] && echo ", a fresh loop-mounted image with a journal (FS=journal)"). facteur $FACTEUR_VERSION, Postfix $(postconf -dh mail_version), OpenSMTPD $([ -n "$OSD" ] && cat "$OSD/VERSION" || echo "not measured"), $(go version | awk '{ print $3 }')."
   echo
   echo "\`N=$N C=$C SIZE=$SIZE REPS=$REPS SETTLE=$SETTLE$([ "${FS:-}" = journal ] && echo " FS=journal") bash bench/run.sh\`: medians of $REPS interleaved runs (min-max in brackets); one connection per message (smtp-source default)."
   echo
