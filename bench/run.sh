@@ -524,10 +524,13 @@ wait_maildir_n1() { local N=1; wait_maildir "$1" >/dev/null; }
 
 # ---- the run ----------------------------------------------------------------
 log "N=$N C=$C SIZE=$SIZE REPS=$REPS LAT_N=$LAT_N IDLE=$IDLE BIG=$BIG SETTLE=$SETTLE"
-STEPS=${STEPS:-facteur_inbound postfix_inbound ${OSD:+opensmtpd_inbound} facteur_relay postfix_relay ${OSD:+opensmtpd_relay} ceiling memory}
+STEPS=${STEPS:-facteur_inbound postfix_inbound opensmtpd_inbound facteur_relay postfix_relay opensmtpd_relay ceiling memory}
 for r in $(seq 1 "$REPS"); do
   for step in $STEPS; do
-    [ "$step" != memory ] || continue
+    case $step in
+      memory) continue ;; # once, after the repetitions
+      opensmtpd_*) [ -n "$OSD" ] || continue ;;
+    esac
     log "rep $r/$REPS: $step"
     sleep "$SETTLE"
     $step "$r"
