@@ -7,13 +7,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime/debug"
 
 	"facteur/internal/config"
 	"facteur/internal/daemon"
+	"facteur/internal/logging"
 )
 
 // version is set at build time with -ldflags "-X main.version=..."; else
@@ -90,39 +90,23 @@ func serve(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "facteur: %v\n", err)
 		return 2
 	}
-	log, closeLog, err := openLog(cfg, stderr)
+	logs, err := logging.Open(cfg.Log.File, cfg.Log.Level, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "facteur: %v\n", err)
 		return 2
 	}
-	defer closeLog()
-	d, err := daemon.Start(cfg, log)
+	defer logs.Close()
+	d, err := daemon.Start(cfg, logs, func() (*config.Config, error) { return config.Load(*file, sw) })
 	if err != nil {
-		log.Error("start-up failed", "err", err)
+		logs.Error("start-up failed", "err", err)
 		fmt.Fprintf(stderr, "facteur: %v\n", err)
 		return 2
 	}
 	if err := d.Run(context.Background()); err != nil {
-		log.Error("stopped on error", "err", err)
+		logs.Error("stopped on error", "err", err)
 		return 1
 	}
 	return 0
-}
-
-func openLog(cfg *config.Config, stderr io.Writer) (*slog.Logger, func(), error) {
-	level, err := config.ParseLevel(cfg.Log.Level)
-	if err != nil {
-		return nil, nil, err
-	}
-	w, closer := stderr, func() {}
-	if cfg.Log.File != "" {
-		f, err := os.OpenFile(cfg.Log.File, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-		if err != nil {
-			return nil, nil, fmt.Errorf("log.file: %w", err)
-		}
-		w, closer = f, func() { f.Close() }
-	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})), closer, nil
 }
 
 func versionString() string {

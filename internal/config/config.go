@@ -6,10 +6,12 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"time"
 
@@ -362,4 +364,42 @@ func (c *Config) RelayAllowed(ip netip.Addr) bool {
 		}
 	}
 	return false
+}
+
+// Reloaded is the configuration a running server moves to when it reads
+// n on SIGHUP: c with the settings that can change without a restart
+// taken from n (domains, users_file, passwords_file, relay_networks and
+// log), and the keys of the other settings n changes. Those stay as in c,
+// so what the server says it runs is what it runs, until the next start.
+func (c *Config) Reloaded(n *Config) (*Config, []string) {
+	r := *c
+	r.Domains, r.UsersFile, r.PasswordsFile = n.Domains, n.UsersFile, n.PasswordsFile
+	r.RelayNetworks, r.relayNets, r.Log = n.RelayNetworks, n.relayNets, n.Log
+	r.explicit = maps.Clone(c.explicit)
+	for _, k := range []string{"users_file", "passwords_file"} {
+		r.explicit[k] = n.explicit[k]
+	}
+	var later []string
+	for _, s := range []struct {
+		key string
+		old any
+		new any
+	}{
+		{"hostname", c.Hostname, n.Hostname},
+		{"data_dir", c.DataDir, n.DataDir},
+		{"maildir_root", c.MaildirRoot, n.MaildirRoot},
+		{"user", c.User, n.User},
+		{"run_as_root", c.RunAsRoot, n.RunAsRoot},
+		{"listen", c.Listen, n.Listen},
+		{"tls", c.TLS, n.TLS},
+		{"limits", c.Limits, n.Limits},
+		{"outbound", c.Outbound, n.Outbound},
+		{"metrics", c.Metrics, n.Metrics},
+		{"debug", c.Debug, n.Debug},
+	} {
+		if !reflect.DeepEqual(s.old, s.new) {
+			later = append(later, s.key)
+		}
+	}
+	return &r, later
 }

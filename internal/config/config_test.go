@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -162,4 +164,97 @@ func TestExampleConfigLoads(t *testing.T) {
 	if c.Hostname != "mx.example.org" || c.Listen.SMTP[0] != ":25" || c.Outbound.Lifetime.Duration != 5*24*time.Hour {
 		t.Errorf("example read wrong: %+v", c)
 	}
+}
+
+func TestReloadedTakesLiveSettingsAndNamesTheOthers(t *testing.T) {
+	dir := t.TempDir()
+	load := func(body string) *Config {
+		t.Helper()
+		f := filepath.Join(dir, "facteur.toml")
+		if err := os.WriteFile(f, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c, err := Load(f, Switches{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	old := load("hostname = \"mx.example.org\"\ndomains = [\"example.org\"]\n")
+	n := load(`hostname = "mx.example.org"
+domains = ["example.org", "example.net"]
+users_file = "other-users"
+relay_networks = ["192.0.2.0/24"]
+[log]
+level = "debug"
+[limits]
+max_recipients = 5
+[listen]
+smtp = ["127.0.0.1:25"]
+`)
+	got, later := old.Reloaded(n)
+	if strings.Join(got.Domains, ",") != "example.org,example.net" || got.UsersFile != filepath.Join(dir, "other-users") ||
+		got.Log.Level != "debug" || !got.Explicit("users_file") {
+		t.Errorf("live settings not taken: domains %v, users_file %q, log %+v", got.Domains, got.UsersFile, got.Log)
+	}
+	if !got.RelayAllowed(netip.MustParseAddr("192.0.2.7")) || got.RelayAllowed(netip.MustParseAddr("127.0.0.1")) {
+		t.Error("relay_networks not taken")
+	}
+	if got.Limits.MaxRecipients != old.Limits.MaxRecipients || got.Listen.SMTP[0] != old.Listen.SMTP[0] {
+		t.Errorf("a setting that needs a restart changed: limits %+v, listen %v", got.Limits, got.Listen.SMTP)
+	}
+	if strings.Join(later, ",") != "listen,limits" {
+		t.Errorf("reported for the next start: %v, want listen,limits", later)
+	}
+	if old.Log.Level != "info" || old.RelayAllowed(netip.MustParseAddr("192.0.2.7")) {
+		t.Error("Reloaded changed the configuration in force")
+	}
+}
+
+// Every key of the file is either taken by a reload or reported as waiting
+// for a restart: a new setting cannot be forgotten silently.
+func TestReloadedAccountsForEveryKey(t *testing.T) {
+	base, err := Load("", Switches{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	typ := reflect.TypeFor[Config]()
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		key, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+		if key == "" || key == "-" {
+			continue
+		}
+		n := *base
+		n.Domains = slices.Clone(base.Domains)
+		v := reflect.ValueOf(&n).Elem().Field(i)
+		v.Set(changed(t, v))
+		got, later := base.Reloaded(&n)
+		applied := reflect.DeepEqual(reflect.ValueOf(got).Elem().Field(i).Interface(), v.Interface())
+		reported := slices.Contains(later, key)
+		if applied == reported {
+			t.Errorf("%s: applied %v, reported for the next start %v: want exactly one", key, applied, reported)
+		}
+	}
+}
+
+// changed returns a value of v's type that differs from v.
+func changed(t *testing.T, v reflect.Value) reflect.Value {
+	c := reflect.New(v.Type()).Elem()
+	c.Set(v)
+	switch v.Kind() {
+	case reflect.String:
+		c.SetString(v.String() + "x")
+	case reflect.Bool:
+		c.SetBool(!v.Bool())
+	case reflect.Int, reflect.Int64:
+		c.SetInt(v.Int() + 1)
+	case reflect.Slice:
+		c.Set(reflect.Append(reflect.AppendSlice(reflect.MakeSlice(v.Type(), 0, v.Len()+1), v), reflect.ValueOf("x")))
+	case reflect.Struct:
+		c.Field(0).Set(changed(t, v.Field(0)))
+	default:
+		t.Fatalf("no way to change a %s", v.Type())
+	}
+	return c
 }

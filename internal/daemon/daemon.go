@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -22,6 +23,7 @@ import (
 	"facteur/internal/config"
 	"facteur/internal/ctl"
 	"facteur/internal/durable"
+	"facteur/internal/logging"
 	"facteur/internal/maildir"
 	"facteur/internal/metrics"
 	"facteur/internal/mx"
@@ -35,13 +37,18 @@ import (
 
 // Daemon is a started facteur: listeners bound, storage open.
 type Daemon struct {
-	cfg    *config.Config
-	log    *slog.Logger
-	tls    *tlsconf.Store
-	smtp   *smtpd.Server
-	queue  *queue.Queue
-	remote *remote.Client
-	ctl    net.Listener
+	// cfg is what a reload swaps (see reload): read it with config().
+	cfg atomic.Pointer[config.Config]
+	// readConfig reads the configuration again as at start: same file,
+	// same switches.
+	readConfig func() (*config.Config, error)
+	logs       *logging.Log
+	log        *slog.Logger
+	tls        *tlsconf.Store
+	smtp       *smtpd.Server
+	queue      *queue.Queue
+	remote     *remote.Client
+	ctl        net.Listener
 	// metrics serves /metrics and /healthz; nil when off.
 	metrics  *http.Server
 	stopping atomic.Bool
@@ -50,8 +57,10 @@ type Daemon struct {
 }
 
 // Start does everything that can fail because of the configuration, so
-// that a bad one stops facteur before it takes any mail.
-func Start(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
+// that a bad one stops facteur before it takes any mail. readConfig is how
+// a SIGHUP reads the configuration again.
+func Start(cfg *config.Config, logs *logging.Log, readConfig func() (*config.Config, error)) (*Daemon, error) {
+	log := logs.Logger
 	// Known before anything is written: root without an account to become.
 	runAs, err := lookupRunAs(cfg)
 	if err != nil {
@@ -85,7 +94,8 @@ func Start(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	} else if n > 0 {
 		log.Info("removed stale Maildir tmp files", "count", n)
 	}
-	d := &Daemon{cfg: cfg, log: log, tls: ts, addrs: map[string][]net.Addr{}}
+	d := &Daemon{readConfig: readConfig, logs: logs, log: log, tls: ts, addrs: map[string][]net.Addr{}}
+	d.cfg.Store(cfg)
 	// The gauges read the queue, which is opened with the counters.
 	m := metrics.New(func() (int, time.Time) { return d.queue.Stats() })
 	if d.queue, d.remote, err = openQueue(cfg, log, store, d.users, m); err != nil {
@@ -105,7 +115,7 @@ func Start(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		Timeout:         cfg.Limits.Timeout.Duration,
 		MaxConns:        cfg.Limits.MaxConnections,
 		MaxConnsPerIP:   cfg.Limits.MaxConnectionsPerIP,
-		RelayAllowed:    cfg.RelayAllowed,
+		RelayAllowed:    func(ip netip.Addr) bool { return d.config().RelayAllowed(ip) },
 		LowOnSpace:      durable.NewSpaceFloor(cfg.Limits.MinFreeBytes, cfg.DataDir, cfg.MaildirRoot).Low,
 		AuthFailDelay:   time.Second,
 		Metrics:         m,
@@ -153,6 +163,9 @@ func Start(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	}
 	return d, nil
 }
+
+// config is the configuration in force.
+func (d *Daemon) config() *config.Config { return d.cfg.Load() }
 
 // users is the users map in force; the queue's local deliveries read it.
 func (d *Daemon) users() *users.Map { return d.smtp.Users() }
@@ -216,8 +229,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 	}
 	cert, _ := d.tls.Files()
-	d.log.Info("facteur started", "hostname", d.cfg.Hostname, "domains", strings.Join(d.cfg.Domains, ","),
-		"listen", strings.Join(listening, " "), "maildir_root", d.cfg.MaildirRoot, "users", d.smtp.Users().Len(),
+	cfg := d.config()
+	d.log.Info("facteur started", "hostname", cfg.Hostname, "domains", strings.Join(cfg.Domains, ","),
+		"listen", strings.Join(listening, " "), "maildir_root", cfg.MaildirRoot, "users", d.smtp.Users().Len(),
 		"cert", cert, "certificate", d.tls.Describe(), "pid", os.Getpid())
 	for {
 		select {
@@ -235,7 +249,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 }
 
 func (d *Daemon) shutdown() error {
-	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.Limits.ShutdownGrace.Duration)
+	ctx, cancel := context.WithTimeout(context.Background(), d.config().Limits.ShutdownGrace.Duration)
 	defer cancel()
 	d.stopping.Store(true) // /healthz says so while sessions drain
 	d.ctl.Close()
@@ -253,21 +267,46 @@ func (d *Daemon) shutdown() error {
 	return nil
 }
 
-// reload re-reads the users map and the certificate; a broken new file
-// keeps the old one in force.
+// reload reads the configuration file again and takes from it what can
+// change without a restart (see config.Reloaded), reopens the log file
+// (logrotate moves it away, then reloads), and re-reads the users map, the
+// passwords and the certificate. A broken new file keeps the old one in
+// force, and the log says so.
 func (d *Daemon) reload() {
-	if u, err := loadUsers(d.cfg, d.log); err != nil {
+	old := d.config()
+	cfg, later := old, []string(nil)
+	if n, err := d.readConfig(); err != nil {
+		d.log.Error("reload: configuration kept", "err", err)
+	} else {
+		cfg, later = old.Reloaded(n)
+	}
+	// Even with the same name: after logrotate it is another file.
+	if err := d.logs.Apply(cfg.Log.File, cfg.Log.Level); err != nil {
+		d.log.Error("reload: log kept", "err", err)
+		if cfg != old {
+			cfg.Log = old.Log
+		}
+	}
+	if cfg != old {
+		d.cfg.Store(cfg)
+		d.log.Info("reload: configuration", "file", cfg.File, "domains", strings.Join(cfg.Domains, ","),
+			"relay_networks", strings.Join(cfg.RelayNetworks, ","), "log_level", cfg.Log.Level)
+	}
+	if len(later) > 0 {
+		d.log.Warn("reload: these settings changed but take effect only at the next start", "keys", strings.Join(later, ","))
+	}
+	if u, err := loadUsers(cfg, d.log); err != nil {
 		d.log.Error("reload: users map kept", "err", err)
 	} else {
-		old := d.smtp.Users().Len()
+		before := d.smtp.Users().Len()
 		d.smtp.SetUsers(u)
-		d.log.Info("reload: users map", "file", d.cfg.UsersFile, "entries_before", old, "entries", u.Len())
+		d.log.Info("reload: users map", "file", cfg.UsersFile, "entries_before", before, "entries", u.Len())
 	}
-	if pw, err := loadPasswords(d.cfg, d.log); err != nil {
+	if pw, err := loadPasswords(cfg, d.log); err != nil {
 		d.log.Error("reload: passwords kept", "err", err)
 	} else {
 		d.smtp.SetPasswords(pw)
-		d.log.Info("reload: passwords", "file", d.cfg.PasswordsFile, "accounts", pw.Len())
+		d.log.Info("reload: passwords", "file", cfg.PasswordsFile, "accounts", pw.Len())
 	}
 	if err := d.tls.Reload(); err != nil {
 		d.log.Error("reload: certificate kept", "err", err)

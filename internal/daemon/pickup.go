@@ -18,11 +18,11 @@ const pickupEvery = 10 * time.Second
 // pickup queues what `facteur sendmail` left in the maildrop while the
 // server was down, at start and then now and then, until ctx ends.
 func (d *Daemon) pickup(ctx context.Context) {
-	dir := filepath.Join(d.cfg.DataDir, "maildrop")
+	dir := filepath.Join(d.config().DataDir, "maildrop")
 	submit := func(env maildrop.Envelope, body io.Reader) error {
 		id := queue.NewID()
 		received := fmt.Sprintf("Received: by %s (facteur, from the local maildrop) id %s;\r\n\t%s\r\n",
-			d.cfg.Hostname, id, time.Now().Format(time.RFC1123Z))
+			d.config().Hostname, id, time.Now().Format(time.RFC1123Z))
 		return d.queue.Enqueue(queue.Message{ID: id, From: env.From, Rcpts: env.Rcpts}, []byte(received), body, nil)
 	}
 	t := time.NewTicker(pickupEvery)

@@ -194,8 +194,14 @@ func itoa(n int) string { return strconv.Itoa(n) }
 // waitLog waits until facteur's output holds s.
 func waitLog(t *testing.T, in *instance, s string) {
 	t.Helper()
+	waitText(t, in.out.String, s)
+}
+
+// waitText waits until text() holds s.
+func waitText(t *testing.T, text func() string, s string) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(in.out.String(), s) {
+	for !strings.Contains(text(), s) {
 		if time.Now().After(deadline) {
 			t.Fatalf("log never said %q", s)
 		}

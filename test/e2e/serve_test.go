@@ -86,6 +86,53 @@ func TestSIGHUPReloadsUsers(t *testing.T) {
 	}
 }
 
+func TestSIGHUPReloadsConfigurationAndReopensLog(t *testing.T) {
+	in := setup(t, "[log]\nfile = \"facteur.log\"\n")
+	in.start()
+	logFile := filepath.Join(in.dir, "facteur.log")
+	fileLog := func() string { b, _ := os.ReadFile(logFile); return string(b) }
+	var se *smtp.SMTPError
+	if err := send(in.smtp, "a@example.org", []string{"carol@other.test"}, message); !errors.As(err, &se) || se.Code != 550 {
+		t.Fatalf("carol@other.test before other.test is local: %v", err)
+	}
+	// What logrotate does, while the operator adds a domain and, by
+	// mistake, moves the smtp listener.
+	if err := os.Rename(logFile, logFile+".1"); err != nil {
+		t.Fatal(err)
+	}
+	cfg := readFile(t, filepath.Join(in.dir, "facteur.toml"))
+	edited := strings.Replace(cfg, `domains = ["example.test"]`, `domains = ["example.test", "other.test"]`, 1)
+	edited = strings.Replace(edited, in.smtp, "127.0.0.1:"+itoa(freePort(t)), 1)
+	if edited == cfg {
+		t.Fatal("the test's edit of facteur.toml changed nothing")
+	}
+	in.writeFile("facteur.toml", edited)
+	in.writeFile("users", "alice\nbob@example.test robert\ncarol@other.test carol\n")
+	in.cmd.Process.Signal(syscall.SIGHUP)
+	waitText(t, fileLog, "reload: users map")
+	if err := send(in.smtp, "a@example.org", []string{"carol@other.test"}, message); err != nil {
+		t.Fatalf("carol@other.test after the reload: %v", err)
+	}
+	if got := maildirNew(t, filepath.Join(in.dir, "var", "mail"), "carol"); len(got) != 1 {
+		t.Errorf("carol has %d messages", len(got))
+	}
+	log := fileLog()
+	if !strings.Contains(log, "domains=example.test,other.test") || !strings.Contains(log, `keys=listen`) {
+		t.Errorf("the reopened log does not tell what the reload did:\n%s", log)
+	}
+	if old := readFile(t, logFile+".1"); !strings.Contains(old, "facteur started") || strings.Contains(old, "reload:") {
+		t.Errorf("the rotated log holds:\n%s", old)
+	}
+
+	// A broken file keeps the configuration in force.
+	in.writeFile("facteur.toml", edited+"\n[limits\n")
+	in.cmd.Process.Signal(syscall.SIGHUP)
+	waitText(t, fileLog, "reload: configuration kept")
+	if err := send(in.smtp, "a@example.org", []string{"carol@other.test"}, message); err != nil {
+		t.Fatalf("a broken configuration dropped other.test: %v", err)
+	}
+}
+
 func TestSwitches(t *testing.T) {
 	in := setup(t, "")
 	port := freePort(t)
