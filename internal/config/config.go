@@ -368,13 +368,13 @@ func (c *Config) RelayAllowed(ip netip.Addr) bool {
 
 // Reloaded is the configuration a running server moves to when it reads
 // n on SIGHUP: c with the settings that can change without a restart
-// taken from n (domains, users_file, passwords_file, relay_networks and
-// log), and the keys of the other settings n changes. Those stay as in c,
+// taken from n (domains, users_file, passwords_file, relay_networks, tls
+// and log), and the keys of the other settings n changes. Those stay as in c,
 // so what the server says it runs is what it runs, until the next start.
 func (c *Config) Reloaded(n *Config) (*Config, []string) {
 	r := *c
 	r.Domains, r.UsersFile, r.PasswordsFile = n.Domains, n.UsersFile, n.PasswordsFile
-	r.RelayNetworks, r.relayNets, r.Log = n.RelayNetworks, n.relayNets, n.Log
+	r.RelayNetworks, r.relayNets, r.TLS, r.Log = n.RelayNetworks, n.relayNets, n.TLS, n.Log
 	r.explicit = maps.Clone(c.explicit)
 	for _, k := range []string{"users_file", "passwords_file"} {
 		r.explicit[k] = n.explicit[k]
@@ -391,7 +391,6 @@ func (c *Config) Reloaded(n *Config) (*Config, []string) {
 		{"user", c.User, n.User},
 		{"run_as_root", c.RunAsRoot, n.RunAsRoot},
 		{"listen", c.Listen, n.Listen},
-		{"tls", c.TLS, n.TLS},
 		{"limits", c.Limits, n.Limits},
 		{"outbound", c.Outbound, n.Outbound},
 		{"metrics", c.Metrics, n.Metrics},

@@ -308,7 +308,7 @@ func (d *Daemon) reload() {
 		d.smtp.SetPasswords(pw)
 		d.log.Info("reload: passwords", "file", cfg.PasswordsFile, "accounts", pw.Len())
 	}
-	if err := d.tls.Reload(); err != nil {
+	if err := d.tls.Use(cfg.TLS.Cert, cfg.TLS.Key); err != nil {
 		d.log.Error("reload: certificate kept", "err", err)
 	} else {
 		cert, _ := d.tls.Files()

@@ -17,6 +17,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -26,27 +27,45 @@ import (
 // Store serves the current certificate and can swap it without a restart,
 // so a renewed certificate is used by the next handshake.
 type Store struct {
-	certFile, keyFile string
+	dataDir, hostname string
 	cert              atomic.Pointer[tls.Certificate]
+
+	mu                sync.Mutex
+	certFile, keyFile string
 }
 
 // Open loads certFile and keyFile. When both are empty it uses
 // <dataDir>/tls/{cert,key}.pem, generating a self-signed pair for hostname
 // there on first run and reusing it afterwards.
 func Open(certFile, keyFile, dataDir, hostname string) (*Store, error) {
-	if certFile == "" && keyFile == "" {
-		certFile, keyFile = selfSigned(dataDir)
-		if needsNew(certFile, keyFile, time.Now()) {
-			if err := generate(filepath.Dir(certFile), certFile, keyFile, hostname); err != nil {
-				return nil, err
-			}
-		}
-	}
-	s := &Store{certFile: certFile, keyFile: keyFile}
-	if err := s.Reload(); err != nil {
+	s := &Store{dataDir: dataDir, hostname: hostname}
+	if err := s.Use(certFile, keyFile); err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+// Use reads certFile and keyFile (again), or the self-signed pair when both
+// are empty, making it anew when it is missing or near its end, and serves
+// the certificate from the next handshake. On error the current one stays.
+func (s *Store) Use(certFile, keyFile string) error {
+	if certFile == "" && keyFile == "" {
+		certFile, keyFile = selfSigned(s.dataDir)
+		if needsNew(certFile, keyFile, time.Now()) {
+			if err := generate(filepath.Dir(certFile), certFile, keyFile, s.hostname); err != nil {
+				return err
+			}
+		}
+	}
+	c, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return fmt.Errorf("tls: load %s, %s: %w", certFile, keyFile, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.certFile, s.keyFile = certFile, keyFile
+	s.cert.Store(&c)
+	return nil
 }
 
 // selfSignedLife is a little over a year, as certificate checkers expect;
@@ -86,16 +105,6 @@ func Inspect(certFile, keyFile, dataDir string) (string, error) {
 	return certFile + ": " + describe(&c), nil
 }
 
-// Reload reads the files again; on error the current certificate stays.
-func (s *Store) Reload() error {
-	c, err := tls.LoadX509KeyPair(s.certFile, s.keyFile)
-	if err != nil {
-		return fmt.Errorf("tls: load %s, %s: %w", s.certFile, s.keyFile, err)
-	}
-	s.cert.Store(&c)
-	return nil
-}
-
 // Describe names the certificate in force: subject, names and expiry,
 // for the log and check-config.
 func (s *Store) Describe() string { return describe(s.cert.Load()) }
@@ -110,7 +119,11 @@ func describe(c *tls.Certificate) string {
 }
 
 // Files names the certificate and key in use.
-func (s *Store) Files() (cert, key string) { return s.certFile, s.keyFile }
+func (s *Store) Files() (cert, key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.certFile, s.keyFile
+}
 
 // Config is the server configuration: TLS 1.2 and newer, Go's default
 // (AEAD, forward-secret) suites for 1.2, X25519 and P-256 for key exchange.

@@ -72,3 +72,31 @@ func TestConfigRefusesOldTLS(t *testing.T) {
 		t.Errorf("TLS 1.2 refused: %v", err)
 	}
 }
+
+func TestUseSwapsFilesAndKeepsTheCertificateOnError(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open("", "", dir, "mx.example.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	selfSigned := s.cert.Load().Leaf
+	other := filepath.Join(dir, "other")
+	if err := generate(other, filepath.Join(other, "c.pem"), filepath.Join(other, "k.pem"), "other.example.test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Use(filepath.Join(other, "c.pem"), filepath.Join(other, "k.pem")); err != nil {
+		t.Fatal(err)
+	}
+	if cert, _ := s.Files(); cert != filepath.Join(other, "c.pem") || s.cert.Load().Leaf.Subject.CommonName != "other.example.test" {
+		t.Errorf("after Use: files %s, serving %s", cert, s.cert.Load().Leaf.Subject.CommonName)
+	}
+	if err := s.Use(filepath.Join(dir, "missing.pem"), filepath.Join(other, "k.pem")); err == nil {
+		t.Error("a missing certificate accepted")
+	}
+	if cert, _ := s.Files(); cert != filepath.Join(other, "c.pem") || s.cert.Load().Leaf.Subject.CommonName != "other.example.test" {
+		t.Errorf("a failed Use changed what is served: %s", cert)
+	}
+	if err := s.Use("", ""); err != nil || !s.cert.Load().Leaf.Equal(selfSigned) {
+		t.Errorf("back to the self-signed pair: %v", err)
+	}
+}

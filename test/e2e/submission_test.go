@@ -90,28 +90,46 @@ func TestSIGHUPReloadsPasswordsAndCertificate(t *testing.T) {
 	in := setup(t, "")
 	in.start()
 	tlsc := &tls.Config{InsecureSkipVerify: true}
-	first := peerCert(t, in.smtps, tlsc)
+	selfSigned := peerCert(t, in.smtps, tlsc)
 
+	// From the self-signed pair to files named in the configuration.
 	in.setPassword("alice", "new password")
 	ca := smtptest.NewCA(t, "mx.example.test")
-	// A restart would take the certificate from the config; a reload
-	// re-reads the files in force, so replace them in place.
-	in.writeFile("var/tls/cert.pem", string(ca.CertPEM))
-	in.writeFile("var/tls/key.pem", string(ca.KeyPEM))
+	in.writeFile("cert.pem", string(ca.CertPEM))
+	in.writeFile("key.pem", string(ca.KeyPEM))
+	in.writeFile("facteur.toml", readFile(t, filepath.Join(in.dir, "facteur.toml"))+"[tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n")
 	in.cmd.Process.Signal(syscall.SIGHUP)
-	waitLog(t, in, "reload: certificate")
+	waitLog(t, in, `"reload: certificate" file=cert.pem`)
 	waitLog(t, in, "accounts=1")
 
-	if second := peerCert(t, in.smtps, tlsc); second.Equal(first) {
+	if second := peerCert(t, in.smtps, tlsc); second.Equal(selfSigned) {
 		t.Error("the certificate served did not change after SIGHUP")
 	}
 	c, err := smtp.DialTLS(in.smtps, &tls.Config{RootCAs: ca.Pool(), ServerName: "mx.example.test"})
 	if err != nil {
-		t.Fatalf("new certificate does not verify: %v", err)
+		t.Fatalf("the certificate named by the reloaded configuration is not served: %v", err)
 	}
 	defer c.Close()
 	if err := c.Auth(sasl.NewPlainClient("", "alice", "new password")); err != nil {
 		t.Fatalf("password set after start not accepted after SIGHUP: %v", err)
+	}
+
+	// A renewal replaces the files in place (certbot).
+	renewed := smtptest.NewCA(t, "mx.example.test")
+	in.writeFile("cert.pem", string(renewed.CertPEM))
+	in.writeFile("key.pem", string(renewed.KeyPEM))
+	in.cmd.Process.Signal(syscall.SIGHUP)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c2, err := smtp.DialTLS(in.smtps, &tls.Config{RootCAs: renewed.Pool(), ServerName: "mx.example.test"})
+		if err == nil {
+			c2.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the renewed certificate is not served after SIGHUP: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
