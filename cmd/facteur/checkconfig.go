@@ -67,7 +67,11 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 	}
 	o := cfg.Outbound
 	row("outbound", fmt.Sprintf("tls=%s port=%d workers=%d per_domain=%d dns=%s", o.TLS, o.Port, o.Workers, o.PerDomain, or(o.DNS, "/etc/resolv.conf")))
-	row("retries", fmt.Sprintf("backoff %s doubling to %s, bounce after %s", o.MinBackoff, o.MaxBackoff, o.Lifetime))
+	warning := "no delay warning"
+	if o.DelayWarning.Duration > 0 {
+		warning = "delay warning after " + o.DelayWarning.String()
+	}
+	row("retries", fmt.Sprintf("backoff %s doubling to %s, %s, bounce after %s", o.MinBackoff, o.MaxBackoff, warning, o.Lifetime))
 	l := cfg.Limits
 	row("limits", fmt.Sprintf("message %d bytes, %d recipients, timeout %s, %d connections (%d per IP), min free %d bytes",
 		l.MaxMessageBytes, l.MaxRecipients, l.Timeout, l.MaxConnections, l.MaxConnectionsPerIP, l.MinFreeBytes))

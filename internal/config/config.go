@@ -95,6 +95,9 @@ type Outbound struct {
 	MinBackoff     Duration `toml:"min_backoff"`
 	MaxBackoff     Duration `toml:"max_backoff"`
 	Lifetime       Duration `toml:"lifetime"`
+	// DelayWarning: a message still pending this long after it arrived
+	// gets one delay warning to its sender; 0 turns warnings off.
+	DelayWarning Duration `toml:"delay_warning"`
 }
 
 type Log struct {
@@ -172,6 +175,7 @@ func Defaults() Config {
 			MinBackoff:     Duration{5 * time.Minute},
 			MaxBackoff:     Duration{time.Hour},
 			Lifetime:       Duration{5 * 24 * time.Hour},
+			DelayWarning:   Duration{4 * time.Hour},
 		},
 		Log: Log{Level: "info"},
 	}

@@ -188,16 +188,17 @@ func openQueue(cfg *config.Config, log *slog.Logger, store *maildir.Store, u fun
 		Log:            log,
 	}
 	q, err := queue.Open(queue.Config{
-		Dir:        filepath.Join(cfg.DataDir, "queue"),
-		Hostname:   cfg.Hostname,
-		Workers:    cfg.Outbound.Workers,
-		PerDomain:  cfg.Outbound.PerDomain,
-		MinBackoff: cfg.Outbound.MinBackoff.Duration,
-		MaxBackoff: cfg.Outbound.MaxBackoff.Duration,
-		Lifetime:   cfg.Outbound.Lifetime.Duration,
-		Transport:  &transport{remote: client, maildir: store, users: u, hostname: cfg.Hostname},
-		Metrics:    m,
-		Log:        log,
+		Dir:          filepath.Join(cfg.DataDir, "queue"),
+		Hostname:     cfg.Hostname,
+		Workers:      cfg.Outbound.Workers,
+		PerDomain:    cfg.Outbound.PerDomain,
+		MinBackoff:   cfg.Outbound.MinBackoff.Duration,
+		MaxBackoff:   cfg.Outbound.MaxBackoff.Duration,
+		Lifetime:     cfg.Outbound.Lifetime.Duration,
+		DelayWarning: cfg.Outbound.DelayWarning.Duration,
+		Transport:    &transport{remote: client, maildir: store, users: u, hostname: cfg.Hostname},
+		Metrics:      m,
+		Log:          log,
 	})
 	return q, client, err
 }

@@ -21,6 +21,9 @@ type Recipient struct {
 	RemoteMTA   string    // host that answered, "" if none (e.g. DNS failure)
 	Diagnostic  string    // the remote reply as received, or our own reason
 	LastAttempt time.Time // zero if never attempted
+	// WillRetryUntil is when a delayed recipient will be given up on;
+	// zero leaves the field out.
+	WillRetryUntil time.Time
 }
 
 // Bounce is everything a notification says about one original message.

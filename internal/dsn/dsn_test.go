@@ -115,13 +115,18 @@ func TestMessageIDUnique(t *testing.T) {
 
 func TestDelayed(t *testing.T) {
 	b := bounce()
+	until := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
 	for i := range b.Rcpts {
 		b.Rcpts[i].Action = "delayed"
 		b.Rcpts[i].Status = "4.4.1"
+		b.Rcpts[i].WillRetryUntil = until
 	}
 	r, _ := build(t, b)
 	if got := r.header.Get("Subject"); got != "Delayed Mail (still being retried)" {
 		t.Errorf("Subject: %q", got)
+	}
+	if n := strings.Count(string(r.parts[1].body), "Will-Retry-Until: Fri, 27 Nov 2026 09:00:00 +0000\r\n"); n != len(b.Rcpts) {
+		t.Errorf("Will-Retry-Until given %d times, want %d:\n%s", n, len(b.Rcpts), r.parts[1].body)
 	}
 	if !strings.Contains(string(r.parts[0].body), "still being retried") {
 		t.Errorf("part 1 does not say delivery goes on:\n%s", r.parts[0].body)

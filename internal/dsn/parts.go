@@ -121,6 +121,9 @@ func deliveryStatus(b *Bounce) string {
 		if !r.LastAttempt.IsZero() {
 			s.WriteString(field("Last-Attempt-Date", r.LastAttempt.Format(time.RFC1123Z)))
 		}
+		if r.Action == actionDelayed && !r.WillRetryUntil.IsZero() {
+			s.WriteString(field("Will-Retry-Until", r.WillRetryUntil.Format(time.RFC1123Z)))
+		}
 	}
 	return s.String()
 }

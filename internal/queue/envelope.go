@@ -31,7 +31,9 @@ type Envelope struct {
 	SMTPUTF8    bool      `json:"smtputf8,omitempty"`
 	Attempts    int       `json:"attempts"`
 	NextAttempt time.Time `json:"next_attempt"`
-	Rcpts       []Rcpt    `json:"rcpts"`
+	// Warned: the sender was told the message is late (Config.DelayWarning).
+	Warned bool   `json:"warned,omitempty"`
+	Rcpts  []Rcpt `json:"rcpts"`
 }
 
 // Rcpt is one recipient and the outcome of its last attempt.

@@ -53,11 +53,12 @@ func transient(text string) remote.Result {
 	return remote.Result{Status: remote.Transient, Code: 451, Enhanced: "4.3.0", Text: text, Host: "mx.test"}
 }
 
-// deferOnly makes every recipient at domain wait (451) and sends the rest.
-func deferOnly(domain string) func(string, string) remote.Result {
+// deferOnly makes every recipient at domain wait (451, with text) and
+// sends the rest.
+func deferOnly(domain, text string) func(string, string) remote.Result {
 	return func(d, rcpt string) remote.Result {
 		if d == domain {
-			return transient("later")
+			return transient(text)
 		}
 		return sent(d, rcpt)
 	}

@@ -32,9 +32,12 @@ type Config struct {
 	MinBackoff time.Duration
 	MaxBackoff time.Duration
 	Lifetime   time.Duration // then pending recipients fail and are bounced
-	Transport  Transport
-	Metrics    *metrics.Metrics // nil: not counted
-	Log        *slog.Logger
+	// DelayWarning is how long after its arrival a message still pending
+	// gets its sender one delay warning; 0: never.
+	DelayWarning time.Duration
+	Transport    Transport
+	Metrics      *metrics.Metrics // nil: not counted
+	Log          *slog.Logger
 }
 
 // batchMax is how many messages for one domain share one connection.
@@ -326,11 +329,18 @@ func (q *Queue) finish(e *entry, now time.Time) {
 	}
 	failed := e.failed
 	e.failed = nil
-	remaining := len(env.pending())
+	pending := env.pending()
+	remaining := len(pending)
+	var late []int
 	if remaining > 0 {
 		env.Attempts++
 		env.NextAttempt = now.Add(q.backoff(env.Attempts))
 		e.hasEnv = true // from now on, even if writing it fails half-way
+		// Marked before the envelope is written back, so a restart does not
+		// warn again; a crash before that write may warn twice.
+		if q.cfg.DelayWarning > 0 && !env.Warned && env.From != "" && now.Sub(env.Arrival) >= q.cfg.DelayWarning {
+			env.Warned, late = true, pending
+		}
 	}
 	hasEnv := e.hasEnv
 	snapshot := *env
@@ -339,6 +349,9 @@ func (q *Queue) finish(e *entry, now time.Time) {
 
 	if len(failed) > 0 {
 		q.bounce(&snapshot, e.off, failed, now)
+	}
+	if len(late) > 0 {
+		q.warn(&snapshot, e.off, late, now)
 	}
 	if remaining == 0 {
 		if err := q.sp.remove(env.ID, hasEnv, e.off+snapshot.Size); err != nil {

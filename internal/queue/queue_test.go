@@ -284,12 +284,7 @@ func TestPermanentFailureBounced(t *testing.T) {
 func TestLifetimeExpiryBouncedOnce(t *testing.T) {
 	dir := t.TempDir()
 	tr := newFake()
-	tr.setRule(func(domain, rcpt string) remote.Result {
-		if domain == "dest.test" {
-			return transient("greylisted, come back later")
-		}
-		return sent(domain, rcpt)
-	})
+	tr.setRule(deferOnly("dest.test", "greylisted, come back later"))
 	cfg := testConfig(dir, tr)
 	cfg.Lifetime = time.Nanosecond // past its lifetime at the first attempt
 	q := openQueue(t, cfg)
@@ -315,6 +310,55 @@ func TestLifetimeExpiryBouncedOnce(t *testing.T) {
 		t.Errorf("a failed recipient reported with a 4.x.x status:\n%s", status)
 	}
 	_ = id
+}
+
+func TestDelayWarningOnce(t *testing.T) {
+	dir := t.TempDir()
+	tr := newFake()
+	tr.setRule(deferOnly("dest.test", "greylisted, come back later"))
+	cfg := testConfig(dir, tr)
+	cfg.DelayWarning = time.Nanosecond // late at the first deferral
+	q := openQueue(t, cfg)
+	run(t, q)
+	id, _ := enqueue(t, q, "alice@sender.test", "bob@dest.test")
+	enqueue(t, q, "", "postmaster@dest.test") // a bounce is never warned about
+
+	waitFor(t, "three attempts at dest.test", func() bool { return tr.started("dest.test") >= 3 })
+	if !readEnv(t, dir, id).Warned {
+		t.Error("the envelope does not record the warning")
+	}
+	tr.setRule(nil)
+	waitFor(t, "the spool to empty", emptySpool(t, dir))
+	back := tr.callsTo("sender.test")
+	if len(back) != 1 {
+		t.Fatalf("%d notices to the sender, want one warning", len(back))
+	}
+	h, human, status := bounceParts(t, back[0].data[0])
+	if h.Get("Subject") != "Delayed Mail (still being retried)" || !strings.Contains(human, "greylisted, come back later") {
+		t.Errorf("warning subject %q, text:\n%s", h.Get("Subject"), human)
+	}
+	until := "Will-Retry-Until: " + readableUntil(t, status)
+	for _, want := range []string{"Final-Recipient: rfc822; bob@dest.test", "Action: delayed", "Status: 4.3.0", until, "X-Queue-ID: " + id} {
+		if !strings.Contains(status, want) {
+			t.Errorf("delivery status lacks %q:\n%s", want, status)
+		}
+	}
+}
+
+// readableUntil returns the Will-Retry-Until date of a delay warning once
+// checked to be about an hour (testConfig's lifetime) from now.
+func readableUntil(t *testing.T, status string) string {
+	t.Helper()
+	_, rest, ok := strings.Cut(status, "Will-Retry-Until: ")
+	if !ok {
+		t.Fatalf("no Will-Retry-Until:\n%s", status)
+	}
+	date, _, _ := strings.Cut(rest, "\r\n")
+	when, err := time.Parse(time.RFC1123Z, date)
+	if err != nil || when.Before(time.Now().Add(59*time.Minute)) || when.After(time.Now().Add(61*time.Minute)) {
+		t.Errorf("Will-Retry-Until %q (%v): want arrival + lifetime", date, err)
+	}
+	return date
 }
 
 func TestBounceNeverBounced(t *testing.T) {
@@ -454,7 +498,7 @@ func TestStartupCleaning(t *testing.T) {
 func TestEnvelopeFileSupersedesLine(t *testing.T) {
 	dir := t.TempDir()
 	failing := newFake()
-	failing.setRule(deferOnly("b.test"))
+	failing.setRule(deferOnly("b.test", "later"))
 	q := openQueue(t, testConfig(dir, failing))
 	stop := run(t, q)
 	id, data := enqueue(t, q, "alice@sender.test", "x@a.test", "y@b.test")
@@ -679,7 +723,7 @@ func TestTwoDomainsInOneMessage(t *testing.T) {
 func TestOnlyPendingRetried(t *testing.T) {
 	dir := t.TempDir()
 	tr := newFake()
-	tr.setRule(deferOnly("b.test"))
+	tr.setRule(deferOnly("b.test", "later"))
 	q := openQueue(t, testConfig(dir, tr))
 	run(t, q)
 	id, _ := enqueue(t, q, "alice@sender.test", "x@a.test", "y@b.test")

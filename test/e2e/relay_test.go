@@ -49,6 +49,24 @@ func (w *relayWorld) mx(ip string, opts smtptest.MXOptions) *smtptest.MX {
 	return smtptest.NewMX(w.t, ip, w.port, opts)
 }
 
+// flakyMX serves both MX of twoMX, answering MAIL with a 451 (code, text)
+// while broken is set, as it is at first. attempts counts the MAIL
+// commands; delivered, the messages the two took.
+func (w *relayWorld) flakyMX(code smtp.EnhancedCode, text string) (broken *atomic.Bool, attempts *atomic.Int32, delivered func() int) {
+	broken, attempts = new(atomic.Bool), new(atomic.Int32)
+	broken.Store(true)
+	busy := func(string) *smtp.SMTPError {
+		attempts.Add(1)
+		if broken.Load() {
+			return &smtp.SMTPError{Code: 451, EnhancedCode: code, Message: text}
+		}
+		return nil
+	}
+	mx1 := w.mx("127.0.0.2", smtptest.MXOptions{MailReply: busy})
+	mx2 := w.mx("127.0.0.3", smtptest.MXOptions{MailReply: busy})
+	return broken, attempts, func() int { return mx1.Count() + mx2.Count() }
+}
+
 // queueList runs `facteur queue list` and returns its output.
 func (w *relayWorld) queueList() string {
 	w.t.Helper()
@@ -121,16 +139,7 @@ func TestRelayPrefersLowestMXAndFallsBack(t *testing.T) {
 func TestRelayRetriesTransientFailureAndNeverSendsTwice(t *testing.T) {
 	w := newRelayWorld(t, "")
 	w.twoMX()
-	var broken atomic.Bool
-	broken.Store(true)
-	busy := func(string) *smtp.SMTPError {
-		if broken.Load() {
-			return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try again later"}
-		}
-		return nil
-	}
-	mx1 := w.mx("127.0.0.2", smtptest.MXOptions{MailReply: busy})
-	mx2 := w.mx("127.0.0.3", smtptest.MXOptions{MailReply: busy})
+	broken, _, delivered := w.flakyMX(smtp.EnhancedCode{4, 3, 0}, "try again later")
 	w.start()
 	if err := send(w.relay, "alice@example.test", []string{"bob@remote.test"}, message); err != nil {
 		t.Fatal(err)
@@ -141,7 +150,7 @@ func TestRelayRetriesTransientFailureAndNeverSendsTwice(t *testing.T) {
 	}
 	broken.Store(false)
 	w.waitQueue(emptyQueue, "empty after recovery")
-	if n := mx1.Count() + mx2.Count(); n != 1 {
+	if n := delivered(); n != 1 {
 		t.Errorf("delivered %d times, want once", n)
 	}
 	if len(maildirNew(t, filepath.Join(w.dir, "var", "mail"), "alice")) != 0 {
@@ -298,6 +307,40 @@ func TestRelayExpiryBouncesAndBouncesAreNeverBounced(t *testing.T) {
 	w.waitQueue(emptyQueue, "empty")
 	if n := len(maildirNew(t, filepath.Join(w.dir, "var", "mail"), "alice")); n != 1 {
 		t.Errorf("alice has %d messages, want only the first bounce", n)
+	}
+}
+
+func TestRelayDelayWarningOnceThenDelivered(t *testing.T) {
+	w := newRelayWorld(t, "delay_warning = \"1s\"\n")
+	w.twoMX()
+	broken, attempts, delivered := w.flakyMX(smtp.EnhancedCode{4, 7, 1}, "greylisted, try again")
+	w.start()
+	if err := send(w.relay, "alice@example.test", []string{"bob@remote.test"}, message); err != nil {
+		t.Fatal(err)
+	}
+	warning := w.waitMail("alice", 1)[0]
+	for _, want := range []string{"Subject: Delayed Mail (still being retried)", "Action: delayed", "Status: 4.7.1",
+		"Final-Recipient: rfc822; bob@remote.test", "greylisted, try again", "Will-Retry-Until: "} {
+		if !strings.Contains(warning, want) {
+			t.Errorf("delay warning lacks %q:\n%s", want, warning)
+		}
+	}
+	// Two more rounds of retries (each tries both MX) still late: no second warning.
+	seen := attempts.Load()
+	deadline := time.Now().Add(20 * time.Second)
+	for attempts.Load() < seen+4 {
+		if time.Now().After(deadline) {
+			t.Fatal("no retries after the warning")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	broken.Store(false)
+	w.waitQueue(emptyQueue, "empty after recovery")
+	if n := delivered(); n != 1 {
+		t.Errorf("delivered %d times, want once", n)
+	}
+	if n := len(maildirNew(t, filepath.Join(w.dir, "var", "mail"), "alice")); n != 1 {
+		t.Errorf("alice has %d messages, want the one warning", n)
 	}
 }
 
