@@ -48,6 +48,10 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 	row("maildir_root", cfg.MaildirRoot)
 	if u, err := users.Load(cfg.UsersFile, cfg.Domains); err == nil {
 		row("users", fmt.Sprintf("%s: %d entries", cfg.UsersFile, u.Len()))
+		if missing := u.WithoutPostmaster(); len(missing) > 0 {
+			row("postmaster", fmt.Sprintf(`no mailbox at %s, which RFC 5321 requires: add "postmaster alice" (say) to the users file`,
+				strings.Join(missing, ", ")))
+		}
 	} else if errors.Is(err, fs.ErrNotExist) && !cfg.Explicit("users_file") {
 		row("users", cfg.UsersFile+": missing, so no local users yet")
 	} else {

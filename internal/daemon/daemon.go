@@ -338,5 +338,9 @@ func loadUsers(cfg *config.Config, log *slog.Logger) (*users.Map, error) {
 	if err != nil {
 		return nil, fmt.Errorf("users_file: %w", err)
 	}
+	if missing := u.WithoutPostmaster(); len(missing) > 0 {
+		log.Warn(`no mailbox for postmaster, which RFC 5321 requires: add a line such as "postmaster alice" to the users file`,
+			"file", cfg.UsersFile, "domains", strings.Join(missing, ","))
+	}
 	return u, nil
 }

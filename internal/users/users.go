@@ -48,6 +48,22 @@ func (m *Map) Lookup(local, domain string) (mailbox string, ok bool) {
 	return mb, ok
 }
 
+// Postmaster is the local part that RFC 5321 4.5.1 requires every mail
+// domain to accept.
+const Postmaster = "postmaster"
+
+// WithoutPostmaster lists the local domains, sorted, where postmaster has
+// no mailbox.
+func (m *Map) WithoutPostmaster() []string {
+	var missing []string
+	for _, d := range m.Domains() {
+		if _, ok := m.Lookup(Postmaster, d); !ok {
+			missing = append(missing, d)
+		}
+	}
+	return missing
+}
+
 // Len returns the number of entries in the file.
 func (m *Map) Len() int {
 	return len(m.addrs) + len(m.locals) + len(m.catchall)

@@ -155,3 +155,19 @@ func TestLoad(t *testing.T) {
 		t.Errorf("Lookup after Load = %q, %v", mb, ok)
 	}
 }
+
+func TestWithoutPostmaster(t *testing.T) {
+	for _, c := range []struct {
+		file string
+		want []string
+	}{
+		{"alice\n", []string{"example.test", "other.test"}},
+		{"postmaster alice\n", nil},
+		{"Postmaster@Example.Test alice\n", []string{"other.test"}},
+		{"alice\n@other.test catchall\n", []string{"example.test"}},
+	} {
+		if got := mustParse(t, c.file).WithoutPostmaster(); !slices.Equal(got, c.want) {
+			t.Errorf("%q: WithoutPostmaster() = %v, want %v", c.file, got, c.want)
+		}
+	}
+}

@@ -12,15 +12,19 @@ func TestCheckConfig(t *testing.T) {
 		t.Fatalf("good config: exit %d\n%s", code, out)
 	}
 	for _, want := range []string{"hostname", "mx.example.test", "users", ": 2 entries", "listen smtps", in.smtps,
-		"self-signed, made at first start", "tls=opportunistic", "passwords", "missing, so AUTH refuses"} {
+		"self-signed, made at first start", "tls=opportunistic", "passwords", "missing, so AUTH refuses",
+		"postmaster", "no mailbox at example.test"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
 
 	in.start() // makes the self-signed pair
-	if code, out = in.runAs(binary, "", "check-config", "--config", "facteur.toml"); code != 0 || !strings.Contains(out, `subject "mx.example.test"`) {
-		t.Errorf("after first start: exit %d\n%s", code, out)
+	waitLog(t, in, "no mailbox for postmaster")
+	in.writeFile("users", "alice\npostmaster alice\n")
+	if code, out = in.runAs(binary, "", "check-config", "--config", "facteur.toml"); code != 0 ||
+		!strings.Contains(out, `subject "mx.example.test"`) || strings.Contains(out, "postmaster") {
+		t.Errorf("after first start, with a postmaster: exit %d\n%s", code, out)
 	}
 
 	// Each kind of bad file is reported, all of them at once, exit 2.
