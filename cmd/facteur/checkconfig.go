@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 
 	"facteur/internal/config"
+	"facteur/internal/durable"
 	"facteur/internal/passwd"
 	"facteur/internal/tlsconf"
 	"facteur/internal/users"
@@ -46,6 +47,7 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 	row("relay_networks", strings.Join(cfg.RelayNetworks, ", "))
 	row("data_dir", cfg.DataDir)
 	row("maildir_root", cfg.MaildirRoot)
+	row("sync", syncDesc(cfg.SyncMode()))
 	if u, err := users.Load(cfg.UsersFile, cfg.Domains); err == nil {
 		row("users", fmt.Sprintf("%s: %d entries", cfg.UsersFile, u.Len()))
 		if missing := u.WithoutPostmaster(); len(missing) > 0 {
@@ -96,4 +98,16 @@ func or(s, dflt string) string {
 		return dflt
 	}
 	return s
+}
+
+// syncDesc says how a message is made durable, and when the kernel has
+// turned the chosen way into the other.
+func syncDesc(m durable.Mode) string {
+	switch {
+	case m.Effective() != m:
+		return fmt.Sprintf("%s, working as %s: this kernel's syncfs does not report write errors (Linux 5.8 does)", m, m.Effective())
+	case m == durable.Filesystem:
+		return "filesystem: one syncfs for the messages of each moment, before each 250"
+	}
+	return "file: fsync of each file and its directory before each 250"
 }

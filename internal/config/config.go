@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"facteur/internal/durable"
 )
 
 // Config is passed down by value or pointer but never changed after Load:
@@ -28,6 +30,10 @@ type Config struct {
 	UsersFile     string   `toml:"users_file"`
 	PasswordsFile string   `toml:"passwords_file"`
 	RelayNetworks []string `toml:"relay_networks"`
+	// Sync is how a message is made durable before its 250: "filesystem"
+	// (one syncfs shared by the messages of that moment) or "file" (fsync
+	// of each file and its directory); see durable.Mode.
+	Sync string `toml:"sync"`
 	// User is the account facteur switches to after binding its ports
 	// when started as root; RunAsRoot allows staying root instead.
 	User      string   `toml:"user"`
@@ -45,8 +51,9 @@ type Config struct {
 	// explicit holds the keys the operator set (file or switch), for the
 	// files whose absence is fine by default but an error when chosen.
 	explicit map[string]bool
-	// relayNets is RelayNetworks parsed.
+	// relayNets is RelayNetworks parsed, syncMode Sync.
 	relayNets []netip.Prefix
+	syncMode  durable.Mode
 }
 
 type Listen struct {
@@ -149,6 +156,7 @@ func Defaults() Config {
 		UsersFile:     "users",
 		PasswordsFile: "passwords",
 		RelayNetworks: []string{"127.0.0.0/8", "::1/128"},
+		Sync:          "filesystem",
 		User:          "facteur",
 		Listen: Listen{
 			SMTP:       []string{"127.0.0.1:2525"},
@@ -274,6 +282,11 @@ func (c *Config) validate() error {
 	if c.UsersFile == "" {
 		return errors.New("users_file: must not be empty")
 	}
+	m, err := durable.ParseMode(c.Sync)
+	if err != nil {
+		return fmt.Errorf("sync: %w", err)
+	}
+	c.syncMode = m
 	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
 		return errors.New("tls: cert and key go together: set both, or neither for a self-signed pair")
 	}
@@ -358,6 +371,9 @@ func nonEmpty(s string) []string {
 // file means "none yet", a missing chosen one is a mistake.
 func (c *Config) Explicit(key string) bool { return c.explicit[key] }
 
+// SyncMode is Sync parsed.
+func (c *Config) SyncMode() durable.Mode { return c.syncMode }
+
 // RelayAllowed tells whether a client address may relay through the relay
 // listener.
 func (c *Config) RelayAllowed(ip netip.Addr) bool {
@@ -392,6 +408,7 @@ func (c *Config) Reloaded(n *Config) (*Config, []string) {
 		{"hostname", c.Hostname, n.Hostname},
 		{"data_dir", c.DataDir, n.DataDir},
 		{"maildir_root", c.MaildirRoot, n.MaildirRoot},
+		{"sync", c.Sync, n.Sync},
 		{"user", c.User, n.User},
 		{"run_as_root", c.RunAsRoot, n.RunAsRoot},
 		{"listen", c.Listen, n.Listen},

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"facteur/internal/durable"
 )
 
 func write(t *testing.T, body string) string {
@@ -34,6 +36,9 @@ func TestDefaultsRunWithoutFile(t *testing.T) {
 	}
 	if c.Domains[0] != c.Hostname || c.Domains[1] != "localhost" {
 		t.Errorf("domains: %v", c.Domains)
+	}
+	if c.SyncMode() != durable.Filesystem {
+		t.Errorf("sync: %v, want filesystem", c.SyncMode())
 	}
 	if !c.RelayAllowed(netip.MustParseAddr("127.0.0.1")) || !c.RelayAllowed(netip.MustParseAddr("::1")) ||
 		c.RelayAllowed(netip.MustParseAddr("192.0.2.1")) {
@@ -87,6 +92,7 @@ func TestErrorsNameTheKey(t *testing.T) {
 		"relay_networks = [\"10.0.0.0/33\"]":             "relay_networks",
 		"[log]\nlevel = \"loud\"":                        "log.level",
 		"[outbound]\ntls = \"maybe\"":                    "outbound.tls",
+		"sync = \"never\"":                               "sync",
 		"[limits]\nmax_line_bytes = 100":                 "limits.max_line_bytes",
 		`hostname = 3`:                                   "hostname",
 	} {

@@ -88,7 +88,10 @@ func Start(cfg *config.Config, logs *logging.Log, readConfig func() (*config.Con
 	if err != nil {
 		return nil, err
 	}
-	store := maildir.New(cfg.MaildirRoot, cfg.Hostname)
+	if m := cfg.SyncMode(); m.Effective() != m {
+		log.Warn("sync: this kernel's syncfs does not report write errors, so each file and directory is fsync'd instead", "sync", m)
+	}
+	store := maildir.New(cfg.MaildirRoot, cfg.Hostname, cfg.SyncMode())
 	if n, err := store.CleanTmp(time.Now()); err != nil {
 		log.Warn("cleaning stale Maildir tmp files", "err", err)
 	} else if n > 0 {
@@ -196,6 +199,7 @@ func openQueue(cfg *config.Config, log *slog.Logger, store *maildir.Store, u fun
 		MaxBackoff:   cfg.Outbound.MaxBackoff.Duration,
 		Lifetime:     cfg.Outbound.Lifetime.Duration,
 		DelayWarning: cfg.Outbound.DelayWarning.Duration,
+		Sync:         cfg.SyncMode(),
 		Transport:    &transport{remote: client, maildir: store, users: u, hostname: cfg.Hostname},
 		Metrics:      m,
 		Log:          log,

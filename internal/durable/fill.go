@@ -12,17 +12,16 @@ import (
 var writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 64<<10) }}
 
 // Fill writes header and then everything read from body into the new, empty
-// file f, streaming through a buffer sized for mail, and fsyncs f. It returns
-// the bytes written. f is left open; an error from body is returned as is
-// (wrapped by the caller), so the caller can tell the client's fault from the
-// disk's.
+// file f, streaming through a buffer sized for mail. It returns the bytes
+// written. f is left open and not yet durable: the caller makes it so with
+// Mode.Content or Commit. An error from body is returned as is (wrapped by
+// the caller), so the caller can tell the client's fault from the disk's.
 func Fill(f *os.File, header []byte, body io.Reader) (int64, error) {
 	return fill(f, header, body, false)
 }
 
 // Refill is Fill for a file that already holds data: it writes from the
-// start of f, over the old bytes, and cuts f to what it wrote before the
-// fsync. Rewriting a spent file keeps its inode and blocks, which is much
+// start of f, over the old bytes, and cuts f to what it wrote. Rewriting a spent file keeps its inode and blocks, which is much
 // cheaper than creating a file and deleting another (see queue's spares).
 func Refill(f *os.File, header []byte, body io.Reader) (int64, error) {
 	return fill(f, header, body, true)
@@ -47,9 +46,6 @@ func fill(f *os.File, header []byte, body io.Reader, cut bool) (int64, error) {
 	writers.Put(w)
 	if err == nil && cut {
 		err = f.Truncate(written)
-	}
-	if err == nil {
-		err = f.Sync()
 	}
 	return written, err
 }

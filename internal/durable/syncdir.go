@@ -8,14 +8,8 @@ import (
 )
 
 // SyncDir fsyncs dir so that the creates and renames already done in it
-// survive a crash.
-//
-// Directory fsyncs are slow and every delivery needs one, so concurrent
-// callers for the same directory share them (group commit): a caller is
-// covered only by an fsync that started after it called, so if one is running
-// it waits for it to end, and the next one, started by one of the waiters,
-// covers everyone who queued meanwhile. At most one fsync per directory runs
-// at a time.
+// survive a crash. Directory fsyncs are slow and every delivery needs one,
+// so concurrent callers for the same directory share them (see group).
 func SyncDir(dir string) error {
 	return dirs.sync(dir)
 }
@@ -26,52 +20,16 @@ var dirs = &syncer{fsync: fsyncDir}
 
 type syncer struct {
 	fsync func(dir string) error
-	dirs  sync.Map // filepath.Clean(dir) -> *dirSync; one entry per directory ever synced
-}
-
-// dirSync is the group-commit state of one directory. Each fsync is numbered;
-// started and done count them.
-type dirSync struct {
-	mu      sync.Mutex
-	cond    sync.Cond
-	running bool
-	started uint64
-	done    uint64
-	err     error // result of fsync number done
+	dirs  sync.Map // filepath.Clean(dir) -> *group; one entry per directory ever synced
 }
 
 func (s *syncer) sync(dir string) error {
-	d := s.state(filepath.Clean(dir))
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	// A running fsync may have begun before the caller's rename; only the next
-	// one is sure to cover it.
-	want := d.started + 1
-	for d.done < want {
-		if d.running {
-			d.cond.Wait()
-			continue
-		}
-		d.started, d.running = want, true
-		d.mu.Unlock()
-		err := s.fsync(dir)
-		d.mu.Lock()
-		d.running, d.done, d.err = false, want, err
-		d.cond.Broadcast()
+	dir = filepath.Clean(dir)
+	g, ok := s.dirs.Load(dir)
+	if !ok {
+		g, _ = s.dirs.LoadOrStore(dir, newGroup())
 	}
-	// A waiter may wake only after a later fsync finished; that one started
-	// after the call too, so its result is just as valid for this caller.
-	return d.err
-}
-
-func (s *syncer) state(dir string) *dirSync {
-	if v, ok := s.dirs.Load(dir); ok {
-		return v.(*dirSync)
-	}
-	d := &dirSync{}
-	d.cond.L = &d.mu
-	v, _ := s.dirs.LoadOrStore(dir, d)
-	return v.(*dirSync)
+	return g.(*group).sync(func() error { return s.fsync(dir) })
 }
 
 func fsyncDir(dir string) error {

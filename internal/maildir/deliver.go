@@ -87,12 +87,21 @@ func (d *delivery) run(s *Store, boxes []string, header []byte, body io.Reader) 
 	if err := s.retry(boxes[0], func() (err error) { f, err = d.create(first); return err }); err != nil {
 		return err
 	}
-	if err := d.fill(f, header, body); err != nil {
-		return err
+	// Durable before its rename into new/; that also covers the hard links
+	// made to it below: they share the inode.
+	_, err := durable.Fill(f, header, body)
+	if err == nil {
+		err = s.sync.Content(f)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("maildir: store message in %s: %w", first, err)
 	}
 	for _, m := range boxes[1:] {
 		dst := filepath.Join(s.dir(m, "tmp"), d.name)
-		if err := s.retry(m, func() error { return d.link(first, dst) }); err != nil {
+		if err := s.retry(m, func() error { return d.link(s.sync, first, dst) }); err != nil {
 			return err
 		}
 	}
@@ -103,12 +112,13 @@ func (d *delivery) run(s *Store, boxes []string, header []byte, body io.Reader) 
 		}
 		d.news = append(d.news, final)
 	}
-	// Each new/ is fsync'd concurrently: with many local recipients the
-	// fsyncs would otherwise add up.
+	// Each new/ is synced concurrently: with many local recipients the
+	// syncs would otherwise add up (with sync = "filesystem" those of one
+	// filesystem are one anyway).
 	errs := make([]error, len(boxes))
 	var wg sync.WaitGroup
 	for i, m := range boxes {
-		wg.Go(func() { errs[i] = durable.SyncDir(s.dir(m, "new")) })
+		wg.Go(func() { errs[i] = s.sync.Names(s.dir(m, "new")) })
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
@@ -127,22 +137,9 @@ func (d *delivery) create(path string) (*os.File, error) {
 	return f, nil
 }
 
-// fill stores header and body in f, fsync'd, and closes it. The fsync also
-// covers the hard links made to it afterwards: they share the inode.
-func (d *delivery) fill(f *os.File, header []byte, body io.Reader) error {
-	_, err := durable.Fill(f, header, body)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("maildir: store message in %s: %w", f.Name(), err)
-	}
-	return nil
-}
-
 // link gives another mailbox the message as a hard link, or as a copy where
 // linking fails (another filesystem, no hard links, link limit reached).
-func (d *delivery) link(src, dst string) error {
+func (d *delivery) link(sync durable.Mode, src, dst string) error {
 	if err := os.Link(src, dst); err == nil {
 		d.tmps = append(d.tmps, dst)
 		return nil
@@ -159,7 +156,7 @@ func (d *delivery) link(src, dst string) error {
 	d.tmps = append(d.tmps, dst)
 	_, err = io.Copy(out, in)
 	if err == nil {
-		err = out.Sync()
+		err = sync.Content(out)
 	}
 	if cerr := out.Close(); err == nil {
 		err = cerr

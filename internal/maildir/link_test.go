@@ -6,6 +6,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"facteur/internal/durable"
 )
 
 // A mailbox on another filesystem cannot get a hard link; it must get a copy.
@@ -25,7 +27,7 @@ func TestDeliverCopiesAcrossFilesystems(t *testing.T) {
 	}
 
 	body := "Subject: x\r\n\r\nhello\r\n"
-	names, err := New(root, "h").Deliver([]string{"alice", "bob"}, []byte(header), strings.NewReader(body))
+	names, err := New(root, "h", durable.Filesystem).Deliver([]string{"alice", "bob"}, []byte(header), strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}

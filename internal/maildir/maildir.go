@@ -16,15 +16,17 @@ import (
 type Store struct {
 	root string
 	host string // hostname escaped for use in file names
+	sync durable.Mode
 }
 
 // New returns a Store for the Maildirs under root. hostname goes into every
-// file name so that several hosts can share one Maildir (NFS).
-func New(root, hostname string) *Store {
+// file name so that several hosts can share one Maildir (NFS); sync is how
+// each copy is made durable.
+func New(root, hostname string, sync durable.Mode) *Store {
 	// The Maildir convention escapes the two characters that cannot appear in
 	// a file name or would be taken for the start of the flags.
 	host := strings.NewReplacer("/", `\057`, ":", `\072`).Replace(hostname)
-	return &Store{root: root, host: host}
+	return &Store{root: root, host: host, sync: sync}
 }
 
 // ValidMailbox reports whether name is safe as one path element under the

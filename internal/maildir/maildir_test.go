@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"facteur/internal/durable"
 )
 
 const header = "Return-Path: <a@example.test>\r\nReceived: from x by y; Mon, 1 Jan 2024 00:00:00 +0000\r\n"
@@ -30,9 +32,16 @@ func list(t *testing.T, root, mailbox, sub string) []string {
 	return names
 }
 
+// Either way of syncing stores the same file, complete, in new/.
 func TestDeliverContent(t *testing.T) {
+	for _, m := range []durable.Mode{durable.Filesystem, durable.File} {
+		t.Run(m.String(), func(t *testing.T) { testDeliverContent(t, m) })
+	}
+}
+
+func testDeliverContent(t *testing.T, m durable.Mode) {
 	root := t.TempDir()
-	s := New(root, "mx.example.test")
+	s := New(root, "mx.example.test", m)
 	body := "Subject: hi\r\n\r\nhello\r\n"
 	names, err := s.Deliver([]string{"alice"}, []byte(header), strings.NewReader(body))
 	if err != nil {
@@ -74,7 +83,7 @@ func TestDeliverContent(t *testing.T) {
 func TestDeliverLargeBody(t *testing.T) {
 	root := t.TempDir()
 	body := bytes.Repeat([]byte("0123456789abcdef\r\n"), 20000)
-	names, err := New(root, "h").Deliver([]string{"alice"}, []byte(header), bytes.NewReader(body))
+	names, err := New(root, "h", durable.Filesystem).Deliver([]string{"alice"}, []byte(header), bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +99,7 @@ func TestDeliverLargeBody(t *testing.T) {
 func TestDeliverSeveralMailboxes(t *testing.T) {
 	root := t.TempDir()
 	boxes := []string{"alice", "bob", "carol", "bob"}
-	names, err := New(root, "h").Deliver(boxes, []byte(header), strings.NewReader("body\r\n"))
+	names, err := New(root, "h", durable.Filesystem).Deliver(boxes, []byte(header), strings.NewReader("body\r\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +140,7 @@ func (r *failingReader) Read(p []byte) (int, error) {
 func TestDeliverBodyError(t *testing.T) {
 	root := t.TempDir()
 	boxes := []string{"alice", "bob"}
-	_, err := New(root, "h").Deliver(boxes, []byte(header), &failingReader{})
+	_, err := New(root, "h", durable.Filesystem).Deliver(boxes, []byte(header), &failingReader{})
 	if !errors.Is(err, errBareLF) {
 		t.Fatalf("error %v does not wrap the reader's", err)
 	}
@@ -147,7 +156,7 @@ func TestDeliverBodyError(t *testing.T) {
 func TestDeliverInvalidMailbox(t *testing.T) {
 	parent := t.TempDir()
 	root := filepath.Join(parent, "root")
-	s := New(root, "h")
+	s := New(root, "h", durable.Filesystem)
 	for _, m := range []string{"../x", "a/b", ".", "..", "", "a\x00b", "a\nb", ".hidden", strings.Repeat("a", 65)} {
 		// A valid mailbox next to the bad one must not be delivered either.
 		_, err := s.Deliver([]string{"alice", m}, []byte(header), strings.NewReader("x"))
@@ -184,7 +193,7 @@ var namePattern = regexp.MustCompile(`^[0-9]+\.M[0-9]+P[0-9]+Q[0-9]+\.mx\.exampl
 func TestDeliverConcurrentNames(t *testing.T) {
 	root := t.TempDir()
 	// Two Stores on one root: the counter must be shared between them.
-	stores := []*Store{New(root, "mx.example.test"), New(root, "mx.example.test")}
+	stores := []*Store{New(root, "mx.example.test", durable.Filesystem), New(root, "mx.example.test", durable.Filesystem)}
 	var wg sync.WaitGroup
 	errs := make(chan error, 50)
 	for g := range 50 {
@@ -216,7 +225,7 @@ func TestDeliverConcurrentNames(t *testing.T) {
 
 func TestHostnameEscaped(t *testing.T) {
 	root := t.TempDir()
-	names, err := New(root, "a/b:c").Deliver([]string{"alice"}, nil, strings.NewReader("x"))
+	names, err := New(root, "a/b:c", durable.Filesystem).Deliver([]string{"alice"}, nil, strings.NewReader("x"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +236,7 @@ func TestHostnameEscaped(t *testing.T) {
 
 func TestCleanTmp(t *testing.T) {
 	root := t.TempDir()
-	s := New(root, "h")
+	s := New(root, "h", durable.Filesystem)
 	if n, err := s.CleanTmp(time.Now()); n != 0 || err != nil {
 		t.Fatalf("CleanTmp on an empty root = %d, %v", n, err)
 	}
@@ -268,20 +277,27 @@ func TestCleanTmp(t *testing.T) {
 	}
 }
 
+// BenchmarkDeliver delivers 4 KiB messages from 20 goroutines at once per
+// core, as 20 SMTP sessions would, in each way of syncing.
 func BenchmarkDeliver(b *testing.B) {
-	s := New(b.TempDir(), "mx.example.test")
 	msg := bytes.Repeat([]byte("x"), 4096-2)
 	msg = append(msg, "\r\n"...)
-	b.SetBytes(int64(len(msg)))
-	b.RunParallel(func(pb *testing.PB) {
-		r := bytes.NewReader(msg)
-		for pb.Next() {
-			r.Reset(msg)
-			if _, err := s.Deliver([]string{"alice"}, nil, io.Reader(r)); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
+	for _, m := range []durable.Mode{durable.Filesystem, durable.File} {
+		b.Run(m.String(), func(b *testing.B) {
+			s := New(b.TempDir(), "mx.example.test", m)
+			b.SetBytes(int64(len(msg)))
+			b.SetParallelism(10)
+			b.RunParallel(func(pb *testing.PB) {
+				r := bytes.NewReader(msg)
+				for pb.Next() {
+					r.Reset(msg)
+					if _, err := s.Deliver([]string{"alice"}, nil, io.Reader(r)); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		})
+	}
 }
 
 // A Maildir, or part of one, removed while the server runs comes back at the
@@ -289,7 +305,7 @@ func BenchmarkDeliver(b *testing.B) {
 // another (linked to) lost it, and whether tmp/ or new/ went.
 func TestDeliverRecreatesRemovedMaildir(t *testing.T) {
 	root := t.TempDir()
-	s := New(root, "h")
+	s := New(root, "h", durable.Filesystem)
 	boxes := []string{"alice", "bob"}
 	if _, err := s.Deliver(boxes, []byte(header), strings.NewReader("first\r\n")); err != nil {
 		t.Fatal(err)

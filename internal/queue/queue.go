@@ -35,6 +35,7 @@ type Config struct {
 	// DelayWarning is how long after its arrival a message still pending
 	// gets its sender one delay warning; 0: never.
 	DelayWarning time.Duration
+	Sync         durable.Mode // how a new message is made durable
 	Transport    Transport
 	Metrics      *metrics.Metrics // nil: not counted
 	Log          *slog.Logger
@@ -95,7 +96,7 @@ func Open(cfg Config) (*Queue, error) {
 	if err := durable.MkdirAll(cfg.Dir); err != nil {
 		return nil, fmt.Errorf("queue: %w", err)
 	}
-	q := &Queue{cfg: cfg, sp: spool{dir: cfg.Dir, spares: &spares{dir: cfg.Dir}}, log: cfg.Log, wake: make(chan struct{}, 1),
+	q := &Queue{cfg: cfg, sp: spool{dir: cfg.Dir, sync: cfg.Sync, spares: &spares{dir: cfg.Dir}}, log: cfg.Log, wake: make(chan struct{}, 1),
 		entries: map[string]*entry{}, domains: map[string]*domainWork{}}
 	envs, err := q.sp.scan(q.log)
 	if err != nil {

@@ -34,6 +34,7 @@ import (
 // message) beside <id>.env; they are still read (see load).
 type spool struct {
 	dir    string
+	sync   durable.Mode
 	spares *spares // nil: spent files are deleted (the queue command's spool)
 }
 
@@ -82,6 +83,11 @@ func (s *spool) store(env *Envelope, header []byte, body io.Reader) (off int64, 
 		}
 	}()
 	n, err := fill(f, append(head, header...), body)
+	if err == nil {
+		// Durable before the rename makes it live: a spare's old bytes
+		// must never be read as this message.
+		err = s.sync.Content(f)
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -94,7 +100,7 @@ func (s *spool) store(env *Envelope, header []byte, body io.Reader) (off int64, 
 		return 0, fmt.Errorf("queue: %w", err)
 	}
 	final = s.msgPath(env.ID)
-	if err := durable.SyncDir(s.dir); err != nil {
+	if err := s.sync.Names(s.dir); err != nil {
 		return 0, fmt.Errorf("queue: %w", err)
 	}
 	env.Size = n - int64(len(head))

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"facteur/internal/durable"
 	"facteur/internal/maildir"
 	"facteur/internal/users"
 )
@@ -125,7 +126,7 @@ func benchServer(b *testing.B, store string) string {
 	o.Maildir = discardStore{}
 	o.Log = slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: level}))
 	if store == "maildir" {
-		o.Maildir = maildir.New(filepath.Join(dir, "mail"), "mx.example.test")
+		o.Maildir = maildir.New(filepath.Join(dir, "mail"), "mx.example.test", durable.Filesystem)
 	}
 	srv := New(o, u)
 	a, err := srv.Listen("smtp", Inbound, false, "127.0.0.1:0")

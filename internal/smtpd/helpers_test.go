@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"facteur/internal/durable"
 	"facteur/internal/maildir"
 	"facteur/internal/queue"
 	"facteur/internal/tlsconf"
@@ -101,7 +102,7 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 	}
 	root := filepath.Join(dir, "mail")
 	o := baseOptions()
-	o.Maildir = maildir.New(root, "mx.example.test")
+	o.Maildir = maildir.New(root, "mx.example.test", durable.Filesystem)
 	o.TLS = ts.Config()
 	o.Queue = &memQueue{}
 	o.AuthFailDelay = time.Millisecond
