@@ -157,3 +157,28 @@ func TestRefill(t *testing.T) {
 		}
 	}
 }
+
+// OpenFile keeps os.OpenFile's meaning: mode, O_EXCL, and errors that
+// errors.Is can read, which Maildir's retry and the queue rely on.
+func TestOpenFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f")
+	f, err := OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 || fi.Size() != 1 {
+		t.Errorf("stat: %v, %v", fi, err)
+	}
+	if _, err := OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600); !errors.Is(err, fs.ErrExist) {
+		t.Errorf("second O_EXCL create: %v, want ErrExist", err)
+	}
+	if _, err := OpenFile(filepath.Join(path+"-gone", "f"), os.O_WRONLY|os.O_CREATE, 0o600); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("create in a missing directory: %v, want ErrNotExist", err)
+	}
+}

@@ -129,7 +129,7 @@ func (d *delivery) run(s *Store, boxes []string, header []byte, body io.Reader) 
 
 // create makes the first copy's file in tmp/.
 func (d *delivery) create(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := durable.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("maildir: create %s: %w", path, err)
 	}

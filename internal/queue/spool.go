@@ -112,7 +112,7 @@ func (s *spool) store(env *Envelope, header []byte, body io.Reader) (off int64, 
 func (s *spool) create() (*os.File, func(*os.File, []byte, io.Reader) (int64, error), error) {
 	if s.spares != nil {
 		if name, ok := s.spares.take(); ok {
-			if f, err := os.OpenFile(name, os.O_WRONLY, 0); err == nil {
+			if f, err := durable.OpenFile(name, os.O_WRONLY, 0); err == nil {
 				return f, durable.Refill, nil
 			}
 		}

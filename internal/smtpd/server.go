@@ -139,7 +139,11 @@ func (s *Server) Listen(name string, role Role, implicitTLS bool, addr string) (
 	if role != Inbound && s.opts.Queue == nil {
 		return nil, fmt.Errorf("listen %s %s: the relay role needs a queue", name, addr)
 	}
-	l, err := net.Listen("tcp", addr)
+	// No TCP keep-alive: every session has its own read and write
+	// deadlines (limits.timeout), which end a dead peer's session sooner,
+	// and turning it on cost four setsockopt calls per connection.
+	lc := net.ListenConfig{KeepAlive: -1}
+	l, err := lc.Listen(context.Background(), "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen %s %s: %w", name, addr, err)
 	}
