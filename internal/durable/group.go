@@ -14,8 +14,7 @@ type group struct {
 	waiting int    // callers waiting for a sync to end
 	started uint64 // syncs are numbered from 1
 	done    uint64
-	err     error  // result of sync number done
-	failed  uint64 // number of the last sync that failed
+	failed  uint64 // number of the last sync that failed, 0 for none
 	failErr error
 }
 
@@ -26,13 +25,16 @@ func newGroup() *group {
 }
 
 // sync returns once a call of sync that started after it was called has
-// ended. Its error is that call's, or that of the sync running when it was
-// called: that one may have been the one to write the caller's data, and a
-// write error is reported once, to whoever syncs first.
+// ended. It fails if that call failed, and also if the one running when it
+// was called failed, or the one that ended last before: those may have
+// written the caller's data (the caller wrote it just before calling), and
+// the kernel reports a write error once, to whoever syncs first. A failure
+// thus fails a few callers it may not concern; a disk that fails writes
+// makes that the lesser evil.
 func (g *group) sync(sync func() error) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	first, want := g.done+1, g.started+1
+	first, want := g.done, g.started+1
 	for g.done < want {
 		if g.running {
 			g.waiting++
@@ -44,16 +46,16 @@ func (g *group) sync(sync func() error) error {
 		g.mu.Unlock()
 		err := sync()
 		g.mu.Lock()
-		g.running, g.done, g.err = false, want, err
+		g.running, g.done = false, want
 		if err != nil {
 			g.failed, g.failErr = want, err
 		}
 		g.cond.Broadcast()
 	}
-	if g.failed >= first {
-		return g.failErr
-	}
 	// A waiter may wake only after a later sync finished; that one started
 	// after the call too, so its success is just as valid for this caller.
+	if g.failed > 0 && g.failed >= first {
+		return g.failErr
+	}
 	return nil
 }

@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -68,11 +67,35 @@ func (m Mode) Content(f *os.File) error {
 		}
 		return nil
 	}
-	st, err := f.Stat()
-	if err != nil {
+	var st unix.Stat_t
+	if err := withFd(f, func(fd int) error { return unix.Fstat(fd, &st) }); err != nil {
 		return fmt.Errorf("durable: stat %s: %w", f.Name(), err)
 	}
-	return syncFS(st.Sys().(*syscall.Stat_t).Dev, filepath.Dir(f.Name()))
+	if err := syncFS(st.Dev, filepath.Dir(f.Name())); err != nil {
+		return err
+	}
+	// syncfs has written f's pages; this writes none and flushes nothing,
+	// but reports a write error of f's own since it was opened, just as
+	// fsync would, which syncfs may have reported to another caller.
+	const all = unix.SYNC_FILE_RANGE_WAIT_BEFORE | unix.SYNC_FILE_RANGE_WRITE | unix.SYNC_FILE_RANGE_WAIT_AFTER
+	if err := withFd(f, func(fd int) error { return unix.SyncFileRange(fd, 0, 0, all) }); err != nil {
+		return fmt.Errorf("durable: write %s: %w", f.Name(), err)
+	}
+	return nil
+}
+
+// withFd runs op on f's descriptor while f holds it open (f.Fd would let
+// a concurrent Close pull it away).
+func withFd(f *os.File, op func(fd int) error) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var opErr error
+	if err := rc.Control(func(fd uintptr) { opErr = op(int(fd)) }); err != nil {
+		return err
+	}
+	return opErr
 }
 
 // Names makes the creates and renames already done in dir durable.

@@ -79,6 +79,24 @@ func TestGroupReportsErrorOfSyncRunningAtArrival(t *testing.T) {
 	}
 }
 
+// The sync that ended just before a caller arrived may have written what
+// the caller wrote before calling, and met the error: it fails that caller
+// too, and only that one.
+func TestGroupReportsErrorOfSyncJustEnded(t *testing.T) {
+	g := newGroup()
+	eio := errors.New("EIO")
+	if err := g.sync(func() error { return eio }); err != eio {
+		t.Fatalf("failed sync: %v", err)
+	}
+	ok := func() error { return nil }
+	if err := g.sync(ok); err != eio {
+		t.Errorf("caller right after the failed sync: %v, want its error", err)
+	}
+	if err := g.sync(ok); err != nil {
+		t.Errorf("caller after a successful sync: %v", err)
+	}
+}
+
 // waitWaiting returns once a second caller is queued behind the running
 // sync of g, so that the test knows when that caller arrived.
 func waitWaiting(t *testing.T, g *group) {
