@@ -15,7 +15,8 @@
 #               and relay runs (bench/results/<date>-{inbound,relay}.pprof,
 #               PROFILE_SECONDS long, default 5)
 #   STEPS="facteur_relay postfix_relay"  only these steps (default: all of
-#               facteur_inbound postfix_inbound opensmtpd_inbound facteur_relay
+#               facteur_inbound postfix_inbound opensmtpd_inbound
+#               facteur_inbound_file (inbound with sync = "file") facteur_relay
 #               postfix_relay opensmtpd_relay ceiling memory); for profiling
 #   KEEP=1      keep the work directory (configs, logs) under bench/.work
 #   FS=journal  put the servers' data on a fresh ext4 with a journal (a
@@ -210,12 +211,13 @@ status_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; } # pid V
 
 # ---- facteur ----------------------------------------------------------------
 FPID=""
-start_facteur() { # dir [extra toml]
+start_facteur() { # dir [extra toml] [extra top-level toml]
   local d=$1
   mkdir -p "$d"
   echo bench > "$d/users"
   cat > "$d/facteur.toml" <<EOF
 # Throwaway bench config: defaults except ports, limits for the bench, log level.
+${3:-}
 hostname = "bench.localdomain"
 domains = ["localhost"]
 data_dir = "var"
@@ -420,6 +422,18 @@ facteur_inbound() { # rep
   latency facteur "$P_SMTP" "$d"
   stop_facteur
 }
+# The same with sync = "file" (an fsync per file and per directory instead
+# of the shared syncfs): what the default buys, in the same run.
+facteur_inbound_file() { # rep
+  local d=$DATA/f-in-file-$1 t0 t2
+  start_facteur "$d" "" 'sync = "file"'
+  sync
+  t0=$(now)
+  source_load "$P_SMTP" bench@localhost
+  t2=$(wait_maildir "$d/maildirs/bench/Maildir")
+  record inbound_file.facteur "$(rate "$N" "$t0" "$t2")"
+  stop_facteur
+}
 facteur_relay() {
   local d=$DATA/f-relay-$1 t0 t2
   start_sink 127.0.0.2 "$P_SINK" -M "$N"
@@ -524,7 +538,7 @@ wait_maildir_n1() { local N=1; wait_maildir "$1" >/dev/null; }
 
 # ---- the run ----------------------------------------------------------------
 log "N=$N C=$C SIZE=$SIZE REPS=$REPS LAT_N=$LAT_N IDLE=$IDLE BIG=$BIG SETTLE=$SETTLE"
-STEPS=${STEPS:-facteur_inbound postfix_inbound opensmtpd_inbound facteur_relay postfix_relay opensmtpd_relay ceiling memory}
+STEPS=${STEPS:-facteur_inbound postfix_inbound opensmtpd_inbound facteur_inbound_file facteur_relay postfix_relay opensmtpd_relay ceiling memory}
 for r in $(seq 1 "$REPS"); do
   for step in $STEPS; do
     case $step in
@@ -571,6 +585,7 @@ awk -v N="$N" -v C="$C" -v SIZE="$SIZE" -v LAT_N="$LAT_N" -v IDLE="$IDLE" -v BIG
     print "| measure | facteur | Postfix | OpenSMTPD | facteur / Postfix | facteur / OpenSMTPD |"
     print "|---|---|---|---|---|---|"
     row("inbound to Maildir, msgs/s (" N " x " SIZE " B, " C " sessions)", "inbound")
+    if (n["inbound_file.facteur"]) printf "| the same, facteur with sync = \"file\" | %s | | | %s | |\n", cell("inbound_file.facteur"), ratio("inbound_file.facteur", "inbound.postfix")
     row("relay to smtp-sink, msgs/s", "relay")
     row("time to 250 after DATA, p50 ms (" LAT_N " msgs)", "lat50")
     row("time to 250 after DATA, p99 ms", "lat99")
