@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -13,10 +15,21 @@ func TestCheckConfig(t *testing.T) {
 	}
 	for _, want := range []string{"hostname", "mx.example.test", "users", ": 2 entries", "listen smtps", in.smtps,
 		"self-signed, made at first start", "tls=opportunistic", "passwords", "missing, so AUTH refuses",
-		"postmaster", "no mailbox at example.test"} {
+		"postmaster", "no mailbox at example.test", "sync", "filesystem: one syncfs"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
+	}
+
+	// The other way of syncing is named as such.
+	cfg, err := os.ReadFile(filepath.Join(in.dir, "facteur.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.writeFile("file.toml", "sync = \"file\"\n"+string(cfg))
+	if code, out = in.runAs(binary, "", "check-config", "--config", "file.toml"); code != 0 ||
+		!strings.Contains(out, "file: fsync of each file and its directory") {
+		t.Errorf("sync = file: exit %d\n%s", code, out)
 	}
 
 	in.start() // makes the self-signed pair
