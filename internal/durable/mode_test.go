@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 )
 
 func TestParseMode(t *testing.T) {
@@ -101,14 +101,13 @@ func TestGroupReportsErrorOfSyncJustEnded(t *testing.T) {
 // sync of g, so that the test knows when that caller arrived.
 func waitWaiting(t *testing.T, g *group) {
 	t.Helper()
-	for range 10000 {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
 		g.mu.Lock()
 		queued := g.waiting > 0
 		g.mu.Unlock()
 		if queued {
 			return
 		}
-		runtime.Gosched()
 	}
 	t.Fatal("second caller never queued")
 }
