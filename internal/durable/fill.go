@@ -21,8 +21,9 @@ func Fill(f *os.File, header []byte, body io.Reader) (int64, error) {
 }
 
 // Refill is Fill for a file that already holds data: it writes from the
-// start of f, over the old bytes, and cuts f to what it wrote. Rewriting a spent file keeps its inode and blocks, which is much
-// cheaper than creating a file and deleting another (see queue's spares).
+// start of f, over the old bytes, and cuts f to what it wrote. Rewriting a
+// spent file keeps its inode and blocks, which is much cheaper than creating
+// a file and deleting another (see queue's spares).
 func Refill(f *os.File, header []byte, body io.Reader) (int64, error) {
 	return fill(f, header, body, true)
 }
