@@ -6,8 +6,7 @@ import (
 )
 
 // path returns addr as it goes between "<" and ">" of MAIL and RCPT.
-// go-smtp's Client writes the string as it is, so a local part that is not a
-// dot-atom ("john doe", "a..b") must be quoted here (RFC 5321 4.1.2).
+// It is written as it is, so a local part that is not a dot-atom ("john doe", "a..b") must be quoted here (RFC 5321 4.1.2).
 func path(addr string) (string, error) {
 	for _, r := range addr {
 		if r < 0x20 || r == 0x7f {

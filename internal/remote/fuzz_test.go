@@ -1,6 +1,9 @@
 package remote
 
 import (
+	"bufio"
+	"fmt"
+	"net/textproto"
 	"strconv"
 	"strings"
 	"testing"
@@ -57,27 +60,42 @@ func FuzzPath(f *testing.F) {
 }
 
 // FuzzReply checks the classification of any reply a remote server can
-// send: the status follows the reply code's class and the enhanced code
-// quoted never contradicts it.
+// send, as go-smtp's Client reports it at greeting and EHLO and as the
+// transactions read it off the wire: the status follows the reply code's
+// class and the enhanced code quoted never contradicts it.
 func FuzzReply(f *testing.F) {
 	f.Add(250, 2, 0, 0, "2.0.0 Ok")
 	f.Add(550, 4, 1, 1, "user unknown")
+	f.Add(550, 25, 1, 1, "25.1.1 user unknown")
 	f.Add(451, 0, 0, 0, "")
 	f.Add(999, -1, -1, -1, "1.2.3")
 	f.Fuzz(func(t *testing.T, code, c1, c2, c3 int, text string) {
-		r := replyResult(&smtp.SMTPError{Code: code, EnhancedCode: smtp.EnhancedCode{c1, c2, c3}, Message: text})
-		want := Transient
-		switch code / 100 {
-		case 2:
-			want = Sent
-		case 5:
-			want = Permanent
+		check := func(how string, r Result) {
+			want := Transient
+			switch code / 100 {
+			case 2:
+				want = Sent
+			case 5:
+				want = Permanent
+			}
+			if r.Status != want {
+				t.Fatalf("%s: code %d: status %v, want %v", how, code, r.Status, want)
+			}
+			if r.Enhanced != "" && !strings.HasPrefix(r.Enhanced, strconv.Itoa(code/100)+".") {
+				t.Fatalf("%s: code %d: enhanced %q contradicts it", how, code, r.Enhanced)
+			}
 		}
-		if r.Status != want {
-			t.Fatalf("code %d: status %v, want %v", code, r.Status, want)
-		}
-		if r.Enhanced != "" && !strings.HasPrefix(r.Enhanced, strconv.Itoa(code/100)+".") {
-			t.Fatalf("code %d: enhanced %q contradicts it", code, r.Enhanced)
+		check("go-smtp", replyResult(&smtp.SMTPError{Code: code, EnhancedCode: smtp.EnhancedCode{c1, c2, c3}, Message: text}))
+		if code >= 100 && code <= 999 && !strings.ContainsAny(text, "\r\n") {
+			s := &session{wire: wire{r: textproto.NewReader(bufio.NewReader(strings.NewReader(fmt.Sprintf("%d %s\r\n", code, text))))}}
+			r, err := s.reply()
+			if err != nil {
+				t.Fatalf("reply %d %q: %v", code, text, err)
+			}
+			if r.Code != code {
+				t.Fatalf("reply %d %q read as code %d", code, text, r.Code)
+			}
+			check("wire", r)
 		}
 		enh, rest := splitEnhanced(text)
 		if enh != "" && enh+" "+rest != text {

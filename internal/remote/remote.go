@@ -1,7 +1,7 @@
 // Package remote delivers messages to the mail servers of one domain over
 // SMTP: it walks the MX hosts in order, upgrades with STARTTLS according to a
-// policy, and reports one classified result per recipient. The protocol
-// itself is go-smtp's Client.
+// policy, and reports one classified result per recipient. go-smtp's Client
+// opens each session; the transactions on it are pipelined here (pipe.go).
 package remote
 
 import (

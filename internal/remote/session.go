@@ -22,11 +22,12 @@ type session struct {
 	cl    *smtp.Client
 	conn  net.Conn // under cl: TCP or TLS; for write deadlines and aborts
 	raw   net.Conn // the TCP connection, closed to interrupt a command
+	wire  wire     // on conn, for transactions (see pipe.go)
 	key   poolKey
 	host  string
 	addr  netip.Addr
 	tls   bool
-	dirty bool        // a transaction was left open and needs RSET
+	dirty bool        // a transaction may be open: the next one starts with RSET
 	stop  func() bool // unbinds from the Deliver call's context; nil when idle
 
 	// reused: taken from the idle pool, and the server has not answered
@@ -63,11 +64,11 @@ func (c *Client) connect(ctx context.Context, host string, addr netip.Addr, poli
 		return nil, err
 	}
 	if policy == None {
-		return s, nil
+		return s.ready(c), nil
 	}
 	if ok, _ := s.cl.Extension("STARTTLS"); !ok {
 		if policy == Opportunistic {
-			return s, nil
+			return s.ready(c), nil
 		}
 		s.close()
 		return nil, errNoSTARTTLS
@@ -83,13 +84,19 @@ func (c *Client) connect(ctx context.Context, host string, addr netip.Addr, poli
 		s.close()
 		return nil, err
 	}
-	return s, nil
+	return s.ready(c), nil
+}
+
+// ready sets up the wire once the session is greeted on its final
+// connection.
+func (s *session) ready(c *Client) *session {
+	s.wire = newWire(s.conn, c.commandTimeout())
+	return s
 }
 
 func (c *Client) newSMTP(conn net.Conn) *smtp.Client {
 	cl := smtp.NewClient(conn)
 	cl.CommandTimeout = c.commandTimeout()
-	cl.SubmissionTimeout = c.commandTimeout()
 	return cl
 }
 

@@ -2,27 +2,15 @@ package remote
 
 import (
 	"fmt"
-	"io"
-	"time"
-
-	"github.com/emersion/go-smtp"
+	"strconv"
+	"strings"
 )
 
 // transact runs one mail transaction for message i on s and reports whether
 // the session can carry another.
-func (c *Client) transact(s *session, d *delivery, i int) bool {
+func (c *Client) transact(s *session, d *delivery, i int) (ok bool) {
 	m := d.msgs[i]
 	log := c.log().With("id", m.ID, "host", s.host, "addr", s.addr, "tls", s.tls)
-	if s.dirty {
-		// go-smtp forgets the EHLO reply at RSET and would say EHLO again
-		// lazily, inside Extension, where a failure reads as "not supported".
-		if err := s.reset(c.helo()); err != nil {
-			if !s.gone(err) {
-				d.fail(i, s.hostResult(err))
-			}
-			return false
-		}
-	}
 	if r, refused := s.refuse(m); refused {
 		d.take(i, r)
 		log.Info("message refused before MAIL", "rcpts", m.Rcpts, "enhanced", r.Enhanced, "text", r.Text)
@@ -36,34 +24,54 @@ func (c *Client) transact(s *session, d *delivery, i int) bool {
 	}
 	defer body.Close()
 
-	s.dirty = true
-	if err := s.cl.Mail(d.from[i], &smtp.MailOptions{Size: m.Size, UTF8: needsUTF8(m)}); err != nil {
-		if s.gone(err) {
+	rcpts := d.waiting(i)
+	var lines []string
+	if s.dirty {
+		lines = append(lines, "RSET")
+	}
+	lines = append(lines, s.mailCommand(d.from[i], m))
+	for _, j := range rcpts {
+		lines = append(lines, "RCPT TO:<"+d.rcpts[i][j]+">")
+	}
+	lines = append(lines, "DATA")
+	p := s.pipe(lines)
+	defer func() { ok = p.settle(ok) }()
+
+	first, got := p.next()
+	if s.gone(!got || first.fatal()) {
+		return false
+	}
+	if s.dirty {
+		if first.Status != Sent {
+			d.fail(i, s.hostResult(first))
 			return false
 		}
-		r := s.result(err)
+		s.dirty = false
+		first, _ = p.next()
+	}
+	s.dirty = true
+	if r := first; r.Status != Sent {
 		if r.Status == Permanent {
 			d.take(i, r)
 		} else {
-			d.fail(i, s.hostResult(err))
+			d.fail(i, s.hostResult(r))
 		}
 		log.Info("MAIL refused", "rcpts", m.Rcpts, "code", r.Code, "text", r.Text)
-		return !fatal(err)
+		return !r.fatal()
 	}
 
-	s.reused = false
 	var accepted, refused []int
-	for _, j := range d.waiting(i) {
-		err := s.cl.Rcpt(d.rcpts[i][j], nil)
-		if err == nil {
+	for _, j := range rcpts {
+		r, _ := p.next()
+		if r.Status == Sent {
 			accepted = append(accepted, j)
 			continue
 		}
-		d.decide(i, j, s.result(err))
+		d.decide(i, j, r)
 		refused = append(refused, j)
-		if fatal(err) {
-			d.take(i, s.result(err))
-			log.Info("session lost at RCPT", "rcpts", m.Rcpts, "err", err)
+		if r.fatal() {
+			d.take(i, r)
+			log.Info("session lost at RCPT", "rcpts", m.Rcpts, "err", r.Text)
 			return false
 		}
 	}
@@ -73,43 +81,50 @@ func (c *Client) transact(s *session, d *delivery, i int) bool {
 		return true
 	}
 
-	r := s.data(body)
+	r, _ := p.next()
+	if r.Code == 354 {
+		r = p.body(body)
+	}
 	for _, j := range accepted {
 		d.decide(i, j, r)
 	}
 	// Debug: the queue logs each recipient's outcome, with the same reply.
 	log.Debug("transaction", "rcpts", m.Rcpts, "status", r.Status, "code", r.Code, "text", r.Text, "refused", summary(d, i, refused))
-	if r.Code == 0 || r.Code == 421 {
+	if r.fatal() {
 		return false
 	}
 	s.dirty = r.Status != Sent
 	return true
 }
 
-// gone reports whether err, from the first command on a session taken from
+// mailCommand is MAIL FROM for m, with the parameters of the extensions it
+// needs; refuse has checked that the host offers them.
+func (s *session) mailCommand(from string, m *Message) string {
+	var b strings.Builder
+	b.WriteString("MAIL FROM:<" + from + ">")
+	if m.EightBit {
+		b.WriteString(" BODY=8BITMIME")
+	}
+	if ok, _ := s.cl.Extension("SIZE"); ok && m.Size > 0 {
+		b.WriteString(" SIZE=" + strconv.FormatInt(m.Size, 10))
+	}
+	if needsUTF8(m) {
+		b.WriteString(" SMTPUTF8")
+	}
+	return b.String()
+}
+
+// gone reports whether lost, about the first reply on a session taken from
 // the idle pool, says the server closed the session while it was idle. Then
 // the session is marked stale, to be replaced by a new connection. Any other
 // answer shows the server alive, and ends the grace.
-func (s *session) gone(err error) bool {
+func (s *session) gone(lost bool) bool {
 	if !s.reused {
 		return false
 	}
 	s.reused = false
-	s.stale = fatal(err)
+	s.stale = lost
 	return s.stale
-}
-
-// reset ends an abandoned transaction and greets again.
-func (s *session) reset(helo string) error {
-	if err := s.cl.Reset(); err != nil {
-		return err
-	}
-	s.reused = false
-	if err := s.cl.Hello(helo); err != nil {
-		return err
-	}
-	s.dirty = false
-	return nil
 }
 
 // refuse checks that the host can carry message m at all. RFC 6531 and 6152
@@ -128,40 +143,6 @@ func (s *session) refuse(m *Message) (Result, bool) {
 		return no("5.3.4", "message of %d bytes exceeds the %d bytes %s accepts", m.Size, max, s.host)
 	}
 	return Result{}, false
-}
-
-// data sends the body after DATA and returns the reply to the final dot.
-// Code 0 in the result means the session is unusable.
-func (s *session) data(body io.Reader) Result {
-	w, err := s.cl.Data()
-	if err != nil {
-		return s.result(err)
-	}
-	if _, err := io.Copy(&deadlineWriter{w: w, s: s}, body); err != nil {
-		// Closing w would send the final dot and have a truncated message
-		// delivered; dropping the connection aborts the transaction.
-		s.close()
-		return Result{Status: Transient, Enhanced: "4.4.2", Text: "sending message: " + err.Error(), Host: s.host, TLS: s.tls}
-	}
-	resp, err := w.CloseWithResponse()
-	if err != nil {
-		return s.result(err)
-	}
-	r := Result{Status: Sent, Code: 250, Host: s.host, TLS: s.tls}
-	r.Enhanced, r.Text = splitEnhanced(resp.StatusText)
-	return r
-}
-
-// deadlineWriter gives each write to the server the command timeout, as
-// go-smtp sets no deadline while the body is written.
-type deadlineWriter struct {
-	w io.Writer
-	s *session
-}
-
-func (dw *deadlineWriter) Write(p []byte) (int, error) {
-	dw.s.conn.SetWriteDeadline(time.Now().Add(dw.s.cl.CommandTimeout))
-	return dw.w.Write(p)
 }
 
 func needsUTF8(m *Message) bool {

@@ -1,0 +1,165 @@
+package remote
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/textproto"
+	"strings"
+	"time"
+)
+
+// facteur writes the commands of each mail transaction itself, and reads
+// their replies: go-smtp's Client sends a command and waits for its reply
+// before the next, and RFC 2920 PIPELINING lets RSET, MAIL, every RCPT and
+// DATA go in one write, their replies read after. On a relay's steady stream
+// that halves the round trips of each message, and the system calls of both
+// ends. go-smtp's Client still greets, says EHLO and QUIT on the same
+// connection, with its own buffers: a server speaks only when spoken to, so
+// at each hand-over between the two neither buffer holds a byte of the
+// other's replies.
+
+// bodyBuffer holds a usual message and its final dot, so that the body goes
+// in one write; larger ones go in writes of this size.
+const bodyBuffer = 16 << 10
+
+// wire is a session's connection as its transactions use it: every read
+// and every write has the command timeout, since go-smtp's deadlines cover
+// only its own commands.
+type wire struct {
+	r *textproto.Reader
+	w *bufio.Writer
+}
+
+func newWire(conn net.Conn, timeout time.Duration) wire {
+	d := &deadlined{Conn: conn, timeout: timeout}
+	return wire{r: textproto.NewReader(bufio.NewReader(d)), w: bufio.NewWriterSize(d, bodyBuffer)}
+}
+
+type deadlined struct {
+	net.Conn
+	timeout time.Duration
+}
+
+func (d *deadlined) Read(p []byte) (int, error) {
+	d.Conn.SetReadDeadline(time.Now().Add(d.timeout))
+	return d.Conn.Read(p)
+}
+
+func (d *deadlined) Write(p []byte) (int, error) {
+	d.Conn.SetWriteDeadline(time.Now().Add(d.timeout))
+	return d.Conn.Write(p)
+}
+
+// reply reads one reply. An error, from the connection or a malformed reply,
+// leaves the session out of step: it is lost.
+func (s *session) reply() (Result, error) {
+	code, msg, err := s.wire.r.ReadResponse(0)
+	if err != nil {
+		return Result{}, err
+	}
+	enhanced, text := splitEnhanced(msg)
+	if enhanced != "" {
+		// RFC 2034 repeats the code on every line of the reply.
+		text = strings.ReplaceAll(text, "\n"+enhanced+" ", "\n")
+	}
+	r := newReply(code, enhanced, text)
+	r.Host, r.TLS = s.host, s.tls
+	return r, nil
+}
+
+// lost is the result of every command whose reply never came.
+func (s *session) lost(err error) Result {
+	return Result{Status: Transient, Enhanced: "4.4.2", Text: "connection lost: " + err.Error(), Host: s.host, TLS: s.tls}
+}
+
+// pipe carries the commands of one transaction, which its caller reads the
+// replies of in order with next, and may stop reading at any point. With
+// PIPELINING every command is written at once; without, each is written
+// only when next asks for its reply, so a caller that stops early has sent
+// nothing more.
+type pipe struct {
+	s     *session
+	lines []string
+	all   bool // PIPELINING: every line is sent
+	sent  int  // lines written
+	read  int  // replies read
+	err   error
+	data  bool // a 354 came, and the body has not been sent
+}
+
+func (s *session) pipe(lines []string) *pipe {
+	p := &pipe{s: s, lines: lines}
+	p.all, _ = s.cl.Extension("PIPELINING")
+	if p.all {
+		p.send(len(lines))
+	}
+	return p
+}
+
+// send writes the lines up to n in one write.
+func (p *pipe) send(n int) {
+	for ; p.sent < n && p.err == nil; p.sent++ {
+		_, p.err = p.s.wire.w.WriteString(p.lines[p.sent] + "\r\n")
+	}
+	if p.err == nil {
+		p.err = p.s.wire.w.Flush()
+	}
+}
+
+// next returns the reply to the next command, or, once the connection
+// failed, the lost result and false.
+func (p *pipe) next() (Result, bool) {
+	if p.err == nil && p.sent == p.read {
+		p.send(p.read + 1)
+	}
+	if p.err != nil {
+		return p.s.lost(p.err), false
+	}
+	r, err := p.s.reply()
+	if err != nil {
+		p.err = err
+		return p.s.lost(err), false
+	}
+	p.read++
+	p.data = r.Code == 354
+	return r, true
+}
+
+// body sends the message after the 354 and returns the reply to the final
+// dot. A failure to read the message drops the connection: the final dot
+// would have the server deliver the message cut short.
+func (p *pipe) body(msg io.Reader) Result {
+	p.data = false
+	dw := textproto.NewWriter(p.s.wire.w).DotWriter()
+	if _, err := io.Copy(dw, msg); err != nil {
+		p.s.close()
+		return Result{Status: Transient, Enhanced: "4.4.2", Text: "sending message: " + err.Error(), Host: p.s.host, TLS: p.s.tls}
+	}
+	if err := dw.Close(); err != nil {
+		return p.s.lost(err)
+	}
+	r, err := p.s.reply()
+	if err != nil {
+		return p.s.lost(err)
+	}
+	return r
+}
+
+// settle leaves the session in step for the next transaction, if ok says
+// it is still wanted: it reads the replies still on their way, and reports
+// whether the session can go on. A 354 not followed by the body means the
+// server waits for one; a lone dot might be taken as an empty message, so
+// the connection is dropped instead, as it is when ok is false with replies
+// unread.
+func (p *pipe) settle(ok bool) bool {
+	for ok && p.read < p.sent {
+		r, got := p.next()
+		ok = got && !r.fatal()
+	}
+	if p.data || (!ok && p.read < p.sent) {
+		p.s.close()
+		return false
+	}
+	return ok
+}

@@ -1,0 +1,242 @@
+package remote
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"net/textproto"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// scripted is a server that plays one session by hand, for what the fake MX
+// on go-smtp's server cannot show: in which order and in which groups the
+// client sends its commands. It greets, answers EHLO with caps, then runs
+// play, which reports what is wrong with t.Errorf.
+type scripted struct {
+	t    *testing.T
+	tp   *textproto.Conn
+	conn net.Conn
+	br   *bufio.Reader
+}
+
+func playOn(t *testing.T, e *env, caps []string, play func(s *scripted)) (done chan struct{}) {
+	t.Helper()
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.2", strconv.Itoa(e.port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done = make(chan struct{})
+	go func() {
+		defer close(done)
+		defer l.Close()
+		conn, err := l.Accept()
+		if err != nil {
+			t.Errorf("accept: %v", err)
+			return
+		}
+		defer conn.Close()
+		// A deadline for a failing test: a client that waits for a reply
+		// the script withholds shows up as a read timing out here.
+		conn.SetDeadline(time.Now().Add(5 * time.Second))
+		br := bufio.NewReader(conn)
+		s := &scripted{t: t, tp: textproto.NewConn(struct {
+			io.Reader
+			io.WriteCloser
+		}{br, conn}), conn: conn, br: br}
+		s.say("220 scripted.test ESMTP")
+		s.expect("EHLO relay.test")
+		ehlo := append([]string{"scripted.test"}, caps...)
+		for k, line := range ehlo {
+			sep := "-"
+			if k == len(ehlo)-1 {
+				sep = " "
+			}
+			s.say("250" + sep + line)
+		}
+		play(s)
+	}()
+	t.Cleanup(func() { l.Close(); <-done })
+	return done
+}
+
+// say sends reply lines, several in one write when they are joined by CRLF.
+func (s *scripted) say(reply string) {
+	if err := s.tp.PrintfLine("%s", reply); err != nil {
+		s.t.Errorf("script: writing %q: %v", reply, err)
+	}
+}
+
+// expect reads the next command and checks its beginning.
+func (s *scripted) expect(prefix string) {
+	line, err := s.tp.ReadLine()
+	if err != nil {
+		s.t.Errorf("script: waiting for %q: %v", prefix, err)
+		return
+	}
+	if !strings.HasPrefix(line, prefix) {
+		s.t.Errorf("script: got %q, want %q", line, prefix)
+	}
+}
+
+// nothingMore checks that the client sends nothing until it has a reply.
+func (s *scripted) nothingMore(after string) {
+	s.conn.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	defer s.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := s.br.Peek(1); !errors.Is(err, os.ErrDeadlineExceeded) {
+		s.t.Errorf("script: the client sent more after %q before its reply (%v)", after, err)
+	}
+}
+
+// body reads a message up to its final dot.
+func (s *scripted) body() string {
+	b, err := io.ReadAll(s.tp.DotReader())
+	if err != nil {
+		s.t.Errorf("script: reading the body: %v", err)
+	}
+	return string(b)
+}
+
+// hungUp checks that the client closes the connection without a word more.
+func (s *scripted) hungUp() {
+	if line, err := s.tp.ReadLine(); err != io.EOF {
+		s.t.Errorf("script: got %q (%v), want the connection closed", line, err)
+	}
+}
+
+// With PIPELINING the client sends the whole envelope before any reply
+// (RFC 2920), and RSET ahead of the next one when a transaction was left
+// open. The script answers nothing until it has read DATA: a client waiting
+// for the reply to MAIL would stall it.
+func TestPipelining(t *testing.T) {
+	e := newEnv(t)
+	e.client.IdleTimeout = -1
+	var body1, body2 string
+	done := playOn(t, e, []string{"PIPELINING", "SIZE 100000"}, func(s *scripted) {
+		s.expect("MAIL FROM:<a@sender.test> SIZE=")
+		s.expect("RCPT TO:<alice@example.test>")
+		s.expect("RCPT TO:<bob@example.test>")
+		s.expect("DATA")
+		s.say("250 2.1.0 ok\r\n250 2.1.5 ok\r\n550 5.1.1 no bob here\r\n354 go on")
+		body1 = s.body()
+		s.say("250 2.0.0 queued as 1")
+
+		// q2: MAIL refused; the RCPT and DATA behind it come anyway.
+		s.expect("MAIL FROM:<a@sender.test>")
+		s.expect("RCPT TO:<carol@example.test>")
+		s.expect("DATA")
+		s.say("452 4.3.1 try later\r\n503 5.5.1 MAIL first\r\n503 5.5.1 MAIL first")
+
+		s.expect("RSET")
+		s.expect("MAIL FROM:<a@sender.test>")
+		s.expect("RCPT TO:<dave@example.test>")
+		s.expect("DATA")
+		s.say("250 2.0.0 ok\r\n250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go on")
+		body2 = s.body()
+		s.say("250 2.0.0 queued as 2")
+		s.expect("QUIT")
+		s.say("221 bye")
+	})
+	out := e.deliverSingle(newMsg("q1", "alice@example.test", "bob@example.test"), newMsg("q2", "carol@example.test"), newMsg("q3", "dave@example.test"))
+	<-done
+	if r := out[0][0]; r.Status != Sent || r.Enhanced != "2.0.0" || r.Text != "queued as 1" {
+		t.Errorf("alice: %+v", r)
+	}
+	if r := out[0][1]; r.Status != Permanent || r.Code != 550 || r.Enhanced != "5.1.1" {
+		t.Errorf("bob: %+v", r)
+	}
+	if r := out[1][0]; r.Status != Transient || !strings.Contains(r.Text, "452 4.3.1 try later") {
+		t.Errorf("carol: %+v", r)
+	}
+	if r := out[2][0]; r.Status != Sent || r.Text != "queued as 2" {
+		t.Errorf("dave: %+v", r)
+	}
+	if body1 != strings.ReplaceAll(body, "\r\n", "\n") || body2 != body1 {
+		t.Errorf("bodies %q and %q, want %q", body1, body2, body)
+	}
+}
+
+// Without PIPELINING each command waits for its reply, and a refusal ends
+// the transaction where it stands: no RCPT after a refused MAIL, no DATA
+// without a recipient.
+func TestLockStepWithoutPipelining(t *testing.T) {
+	e := newEnv(t)
+	e.client.IdleTimeout = -1
+	done := playOn(t, e, []string{"8BITMIME"}, func(s *scripted) {
+		for _, step := range []struct{ cmd, reply string }{
+			{"MAIL FROM:<a@sender.test>", "250 ok"},
+			{"RCPT TO:<alice@example.test>", "250 ok"},
+			{"RCPT TO:<bob@example.test>", "550 5.1.1 no bob"},
+			{"DATA", "354 go on"},
+		} {
+			s.expect(step.cmd)
+			s.nothingMore(step.cmd)
+			s.say(step.reply)
+		}
+		s.body()
+		s.say("250 2.0.0 done")
+
+		s.expect("MAIL FROM:<a@sender.test>")
+		s.nothingMore("MAIL")
+		s.say("550 5.7.1 not from you")
+
+		s.expect("RSET")
+		s.say("250 ok")
+		s.expect("MAIL FROM:<a@sender.test>")
+		s.say("250 ok")
+		s.expect("RCPT TO:<erin@example.test>")
+		s.nothingMore("RCPT")
+		s.say("550 5.1.1 no erin")
+		s.expect("QUIT")
+		s.say("221 bye")
+	})
+	out := e.deliverSingle(newMsg("q1", "alice@example.test", "bob@example.test"), newMsg("q2", "carol@example.test"), newMsg("q3", "erin@example.test"))
+	<-done
+	if out[0][0].Status != Sent || out[0][1].Status != Permanent || out[1][0].Status != Permanent || out[1][0].Enhanced != "5.7.1" || out[2][0].Enhanced != "5.1.1" {
+		t.Errorf("results %+v", out)
+	}
+}
+
+// A server that answers DATA with 354 though it refused every recipient
+// waits for a body. The client sends none, and no lone dot either, which a
+// server might take for an empty message: it hangs up.
+func TestNoBodyWithoutRecipient(t *testing.T) {
+	e := newEnv(t)
+	done := playOn(t, e, []string{"PIPELINING"}, func(s *scripted) {
+		s.expect("MAIL")
+		s.expect("RCPT")
+		s.expect("DATA")
+		s.say("250 ok\r\n550 5.1.1 no alice\r\n354 go on")
+		s.hungUp()
+	})
+	out := e.deliverSingle(newMsg("q1", "alice@example.test"))
+	<-done
+	if r := out[0][0]; r.Status != Permanent || r.Enhanced != "5.1.1" {
+		t.Errorf("result %+v", r)
+	}
+}
+
+// A connection lost in the middle of the replies leaves every recipient
+// whose reply never came to a later attempt.
+func TestPipelineLostMidway(t *testing.T) {
+	e := newEnv(t)
+	done := playOn(t, e, []string{"PIPELINING"}, func(s *scripted) {
+		s.expect("MAIL")
+		s.expect("RCPT TO:<alice")
+		s.expect("RCPT TO:<bob")
+		s.expect("DATA")
+		s.say("250 ok\r\n550 5.1.1 no alice")
+	})
+	out := e.deliverSingle(newMsg("q1", "alice@example.test", "bob@example.test"))
+	<-done
+	if r := out[0][0]; r.Status != Permanent {
+		t.Errorf("alice: %+v", r)
+	}
+	if r := out[0][1]; r.Status != Transient || r.Enhanced != "4.4.2" || !strings.Contains(r.Text, "connection lost") {
+		t.Errorf("bob: %+v", r)
+	}
+}
