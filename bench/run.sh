@@ -206,6 +206,21 @@ sampler() { # sid Rss|Pss file
   SAMPLER=$!
 }
 stop_sampler() { kill -TERM "$SAMPLER" 2>/dev/null || true; wait "$SAMPLER" 2>/dev/null || true; }
+# CPU time (ms) of the processes of session $1 so far, with that of the
+# children they reaped: its growth over a run is what the server spent on it,
+# a figure the disk's noise hardly touches.
+cpu_ms() { # sid
+  local sid=$1 f l sum=0
+  for f in /proc/[0-9]*/stat; do
+    { read -r l < "$f"; } 2>/dev/null || continue
+    l=${l##*) }; set -- $l
+    [ "${4:-}" = "$sid" ] || continue
+    sum=$((sum + ${12} + ${13} + ${14} + ${15})) # utime stime cutime cstime
+  done
+  echo $((sum * 1000 / CLK_TCK))
+}
+CLK_TCK=$(getconf CLK_TCK)
+per_msg() { awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN { printf "%.3f", (b - a) / n }'; } # ms0 ms1 count
 sid_of() { local l; read -r l < "/proc/$1/stat"; l=${l##*) }; set -- $l; echo "$4"; }
 status_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; } # pid VmRSS|VmHWM
 
@@ -408,16 +423,18 @@ latency() {
   record lat99.$1 "$(sed -n 's/.*p99_ms=\([0-9.]*\).*/\1/p' "$3/lat")"
 }
 facteur_inbound() { # rep
-  local d=$DATA/f-in-$1 t0 t2
+  local d=$DATA/f-in-$1 t0 t2 c0 c2
   start_facteur "$d" "$(pprof_toml "$1")"
   sampler "$(sid_of "$FPID")" Rss "$d/peak"
   sync
   profile inbound 5
-  t0=$(now)
+  c0=$(cpu_ms "$(sid_of "$FPID")"); t0=$(now)
   source_load "$P_SMTP" bench@localhost
   t2=$(wait_maildir "$d/maildirs/bench/Maildir")
+  c2=$(cpu_ms "$(sid_of "$FPID")")
   stop_sampler; profile_wait
   record inbound.facteur "$(rate "$N" "$t0" "$t2")"
+  record inbound_cpu.facteur "$(per_msg "$c0" "$c2" "$N")"
   record inbound_mem.facteur "$(status_kb "$FPID" VmHWM)"
   latency facteur "$P_SMTP" "$d"
   stop_facteur
@@ -435,17 +452,19 @@ facteur_inbound_file() { # rep
   stop_facteur
 }
 facteur_relay() {
-  local d=$DATA/f-relay-$1 t0 t2
+  local d=$DATA/f-relay-$1 t0 t2 c0 c2
   start_sink 127.0.0.2 "$P_SINK" -M "$N"
   start_facteur "$d" "$(pprof_toml "$1")"
   sampler "$(sid_of "$FPID")" Rss "$d/peak"
   sync
   profile relay 5
-  t0=$(now)
+  c0=$(cpu_ms "$(sid_of "$FPID")"); t0=$(now)
   source_load "$P_RELAY" "bench@[127.0.0.2]"
   wait_sink; t2=$(now)
+  c2=$(cpu_ms "$(sid_of "$FPID")")
   stop_sampler; profile_wait
   record relay.facteur "$(rate "$N" "$t0" "$t2")"
+  record relay_cpu.facteur "$(per_msg "$c0" "$c2" "$N")"
   record relay_mem.facteur "$(status_kb "$FPID" VmHWM)"
   stop_facteur; stop_sink
 }
@@ -453,30 +472,34 @@ facteur_relay() {
 # sets <name>'s session id, stop_<name> stops it.
 other_sid() { case $1 in postfix) echo "$PF_SID" ;; opensmtpd) sid_of "$OSD_PID" ;; esac; }
 other_inbound() { # name dir port
-  local t0 t2
+  local t0 t2 c0 c2
   start_$1 "$2" 0
   sampler "$(other_sid "$1")" Pss "$2/peak"
   sync
-  t0=$(now)
+  c0=$(cpu_ms "$(other_sid "$1")"); t0=$(now)
   source_load "$3" bench@localhost
   t2=$(wait_maildir "$2/maildirs/bench")
+  c2=$(cpu_ms "$(other_sid "$1")")
   stop_sampler
   record inbound.$1 "$(rate "$N" "$t0" "$t2")"
+  record inbound_cpu.$1 "$(per_msg "$c0" "$c2" "$N")"
   record inbound_mem.$1 "$(cat "$2/peak")"
   latency "$1" "$3" "$2"
   stop_$1
 }
 other_relay() { # name dir port messages
-  local t0 t2 N=$4
+  local t0 t2 c0 c2 N=$4
   start_sink 127.0.0.2 "$P_SINK" -M "$N"
   start_$1 "$2" 1
   sampler "$(other_sid "$1")" Pss "$2/peak"
   sync
-  t0=$(now)
+  c0=$(cpu_ms "$(other_sid "$1")"); t0=$(now)
   source_load "$3" bench@relay.test
   wait_sink; t2=$(now)
+  c2=$(cpu_ms "$(other_sid "$1")")
   stop_sampler
   record relay.$1 "$(rate "$N" "$t0" "$t2")"
+  record relay_cpu.$1 "$(per_msg "$c0" "$c2" "$N")"
   record relay_mem.$1 "$(cat "$2/peak")"
   stop_$1; stop_sink
 }
@@ -587,6 +610,8 @@ awk -v N="$N" -v C="$C" -v SIZE="$SIZE" -v LAT_N="$LAT_N" -v IDLE="$IDLE" -v BIG
     row("inbound to Maildir, msgs/s (" N " x " SIZE " B, " C " sessions)", "inbound")
     if (n["inbound_file.facteur"]) printf "| the same, facteur with sync = \"file\" | %s | | | %s | |\n", cell("inbound_file.facteur"), ratio("inbound_file.facteur", "inbound.postfix")
     row("relay to smtp-sink, msgs/s", "relay")
+    row("inbound: CPU per message, ms (every process of the server)", "inbound_cpu")
+    row("relay: CPU per message, ms", "relay_cpu")
     row("time to 250 after DATA, p50 ms (" LAT_N " msgs)", "lat50")
     row("time to 250 after DATA, p99 ms", "lat99")
     printf "| inbound, %% of the smtp-sink ceiling | %s | %s | %s | | |\n", pct("inbound.facteur", "sink"), pct("inbound.postfix", "sink"), pct("inbound.opensmtpd", "sink")
