@@ -75,43 +75,42 @@ func (s *session) lost(err error) Result {
 
 // pipe carries the commands of one transaction, which its caller reads the
 // replies of in order with next, and may stop reading at any point. With
-// PIPELINING every command is written at once; without, each is written
-// only when next asks for its reply, so a caller that stops early has sent
-// nothing more.
+// PIPELINING the commands go up to groupMax at a time; without, each is
+// written only when next asks for its reply, so a caller that stops early
+// has sent nothing more.
 type pipe struct {
 	s     *session
 	lines []string
-	all   bool // PIPELINING: every line is sent
-	sent  int  // lines written
-	read  int  // replies read
+	group int // commands per write
+	sent  int // lines written
+	read  int // replies read
 	err   error
 	data  bool // a 354 came, and the body has not been sent
 }
 
+// groupMax bounds a group, and so the replies the server writes while the
+// client is still writing and not reading them: with thousands of
+// recipients, both ends could fill their buffers and wait for each other.
+const groupMax = 100
+
 func (s *session) pipe(lines []string) *pipe {
-	p := &pipe{s: s, lines: lines}
-	p.all, _ = s.cl.Extension("PIPELINING")
-	if p.all {
-		p.send(len(lines))
+	p := &pipe{s: s, lines: lines, group: 1}
+	if ok, _ := s.cl.Extension("PIPELINING"); ok {
+		p.group = groupMax
 	}
 	return p
-}
-
-// send writes the lines up to n in one write.
-func (p *pipe) send(n int) {
-	for ; p.sent < n && p.err == nil; p.sent++ {
-		_, p.err = p.s.wire.w.WriteString(p.lines[p.sent] + "\r\n")
-	}
-	if p.err == nil {
-		p.err = p.s.wire.w.Flush()
-	}
 }
 
 // next returns the reply to the next command, or, once the connection
 // failed, the lost result and false.
 func (p *pipe) next() (Result, bool) {
 	if p.err == nil && p.sent == p.read {
-		p.send(p.read + 1)
+		for end := min(p.read+p.group, len(p.lines)); p.sent < end && p.err == nil; p.sent++ {
+			_, p.err = p.s.wire.w.WriteString(p.lines[p.sent] + "\r\n")
+		}
+		if p.err == nil {
+			p.err = p.s.wire.w.Flush()
+		}
 	}
 	if p.err != nil {
 		return p.s.lost(p.err), false

@@ -3,6 +3,7 @@ package remote
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/textproto"
@@ -239,4 +240,33 @@ func TestPipelineLostMidway(t *testing.T) {
 	if r := out[0][1]; r.Status != Transient || r.Enhanced != "4.4.2" || !strings.Contains(r.Text, "connection lost") {
 		t.Errorf("bob: %+v", r)
 	}
+}
+
+// A group holds at most groupMax commands: with more recipients the client
+// reads the replies to the first group before it writes the rest, so that
+// neither end fills its buffers writing to one that does not read.
+func TestPipelineGroupBound(t *testing.T) {
+	e := newEnv(t)
+	rcpts := make([]string, 150)
+	for k := range rcpts {
+		rcpts[k] = fmt.Sprintf("r%d@example.test", k)
+	}
+	done := playOn(t, e, []string{"PIPELINING"}, func(s *scripted) {
+		s.expect("MAIL")
+		for k := range groupMax - 1 {
+			s.expect(fmt.Sprintf("RCPT TO:<r%d@", k))
+		}
+		s.nothingMore("the first group")
+		s.say("250 ok" + strings.Repeat("\r\n250 ok", groupMax-1))
+		for k := groupMax - 1; k < len(rcpts); k++ {
+			s.expect(fmt.Sprintf("RCPT TO:<r%d@", k))
+		}
+		s.expect("DATA")
+		s.say(strings.Repeat("250 ok\r\n", len(rcpts)-groupMax+1) + "354 go on")
+		s.body()
+		s.say("250 2.0.0 done")
+	})
+	out := e.deliverSingle(newMsg("q1", rcpts...))
+	<-done
+	wantStatus(t, out, Sent, "mx1.example.test")
 }
