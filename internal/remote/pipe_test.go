@@ -202,43 +202,42 @@ func TestLockStepWithoutPipelining(t *testing.T) {
 	}
 }
 
-// A server that answers DATA with 354 though it refused every recipient
-// waits for a body. The client sends none, and no lone dot either, which a
-// server might take for an empty message: it hangs up.
-func TestNoBodyWithoutRecipient(t *testing.T) {
-	e := newEnv(t)
-	done := playOn(t, e, []string{"PIPELINING"}, func(s *scripted) {
-		s.expect("MAIL")
-		s.expect("RCPT")
-		s.expect("DATA")
-		s.say("250 ok\r\n550 5.1.1 no alice\r\n354 go on")
-		s.hungUp()
-	})
-	out := e.deliverSingle(newMsg("q1", "alice@example.test"))
-	<-done
-	if r := out[0][0]; r.Status != Permanent || r.Enhanced != "5.1.1" {
-		t.Errorf("result %+v", r)
-	}
-}
-
-// A connection lost in the middle of the replies leaves every recipient
-// whose reply never came to a later attempt.
-func TestPipelineLostMidway(t *testing.T) {
-	e := newEnv(t)
-	done := playOn(t, e, []string{"PIPELINING"}, func(s *scripted) {
-		s.expect("MAIL")
-		s.expect("RCPT TO:<alice")
-		s.expect("RCPT TO:<bob")
-		s.expect("DATA")
-		s.say("250 ok\r\n550 5.1.1 no alice")
-	})
-	out := e.deliverSingle(newMsg("q1", "alice@example.test", "bob@example.test"))
-	<-done
-	if r := out[0][0]; r.Status != Permanent {
-		t.Errorf("alice: %+v", r)
-	}
-	if r := out[0][1]; r.Status != Transient || r.Enhanced != "4.4.2" || !strings.Contains(r.Text, "connection lost") {
-		t.Errorf("bob: %+v", r)
+// The replies a pipelined envelope can get that leave nothing to send:
+// a 354 though every recipient was refused, where the client sends no
+// body and no lone dot either, which a server might take for an empty
+// message, but hangs up; and a connection lost in the middle of the
+// replies, which leaves every recipient whose reply never came to a later
+// attempt.
+func TestPipelineEnds(t *testing.T) {
+	for name, tc := range map[string]struct {
+		replies string
+		lost    bool     // the script, not the client, ends the connection
+		want    []Result // Status and Enhanced, per recipient
+	}{
+		"354 without a recipient": {"250 ok\r\n550 5.1.1 no alice\r\n550 5.1.1 no bob\r\n354 go on", false,
+			[]Result{{Status: Permanent, Enhanced: "5.1.1"}, {Status: Permanent, Enhanced: "5.1.1"}}},
+		"lost after the first RCPT": {"250 ok\r\n550 5.1.1 no alice", true,
+			[]Result{{Status: Permanent, Enhanced: "5.1.1"}, {Status: Transient, Enhanced: "4.4.2"}}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t)
+			done := playOn(t, e, []string{"PIPELINING"}, func(s *scripted) {
+				for _, cmd := range []string{"MAIL", "RCPT TO:<alice", "RCPT TO:<bob", "DATA"} {
+					s.expect(cmd)
+				}
+				s.say(tc.replies)
+				if !tc.lost {
+					s.hungUp()
+				}
+			})
+			out := e.deliverSingle(newMsg("q1", "alice@example.test", "bob@example.test"))
+			<-done
+			for j, w := range tc.want {
+				if r := out[0][j]; r.Status != w.Status || r.Enhanced != w.Enhanced {
+					t.Errorf("recipient %d: %+v, want %v %s", j, r, w.Status, w.Enhanced)
+				}
+			}
+		})
 	}
 }
 
