@@ -2,7 +2,7 @@
 # ports with a throwaway config, and clean everything up on exit.
 #   start_facteur HOSTNAME EXTRA_TOML   sets P_SMTP P_SMTPS P_RELAY P_SUBMIT, $pid
 #   fail MESSAGE                        prints the log tail and exits 1
-#   free_port [IP]                      a TCP port free on IP a moment ago
+#   free_port [IP...]                   a TCP port free on each IP a moment ago
 #   queue_left                          last line of `facteur queue list`
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../../.."
@@ -21,20 +21,23 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "interop: FAIL: $*" >&2; [ -f "$work/facteur.out" ] && tail -20 "$work/facteur.out" >&2; exit 1; }
 
-free_port() { # below the ephemeral range, which outgoing connections use
-  python3 - "${1:-127.0.0.1}" <<'PY'
+free_port() { # [IP...]: free on each IP; below the ephemeral range, which outgoing connections use
+  python3 - "${@:-127.0.0.1}" <<'PY'
 import random, socket, sys
-for _ in range(200):
-    p = random.randint(10000, 32000)
+def free(ip, p):
     s = socket.socket()
     try:
-        s.bind((sys.argv[1], p))
+        s.bind((ip, p))
+        return True
     except OSError:
-        continue
+        return False
     finally:
         s.close()
-    print(p)
-    break
+for _ in range(200):
+    p = random.randint(10000, 32000)
+    if all(free(ip, p) for ip in sys.argv[1:]):
+        print(p)
+        break
 PY
 }
 
