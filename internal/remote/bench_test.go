@@ -42,6 +42,7 @@ func BenchmarkDeliver(b *testing.B) {
 		{"starttls-1-per-connection", 1, false, true, 0},
 		{"starttls-sequential-calls-reuse", 1, true, true, 0},
 		{"sequential-calls-reuse-2ms-rtt", 1, true, false, 2 * time.Millisecond},
+		{"10-per-connection-2ms-rtt", 10, false, false, 2 * time.Millisecond},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			opts := smtptest.MXOptions{NoData: true}

@@ -78,8 +78,15 @@ func (c *Client) attempt(ctx context.Context, d *delivery, host string, addr net
 // run carries the open messages over s, then keeps s for the next call or
 // ends it. It reports whether s stayed healthy to the end.
 func (c *Client) run(s *session, d *delivery) bool {
+	last := -1
 	for i := range d.msgs {
-		if d.open[i] && !c.transact(s, d, i) {
+		if d.open[i] {
+			last = i
+		}
+	}
+	for i := range d.msgs {
+		if d.open[i] && !c.transact(s, d, i, i < last) {
+			s.resolve()
 			if s.stale {
 				s.close()
 			} else {
@@ -87,6 +94,10 @@ func (c *Client) run(s *session, d *delivery) bool {
 			}
 			return false
 		}
+	}
+	if !s.resolve() {
+		s.quit()
+		return false
 	}
 	c.release(s)
 	return true

@@ -2,6 +2,7 @@ package remote
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"net/textproto"
 	"strconv"
@@ -100,6 +101,39 @@ func FuzzReply(f *testing.F) {
 		enh, rest := splitEnhanced(text)
 		if enh != "" && enh+" "+rest != text {
 			t.Fatalf("splitEnhanced(%q) = %q, %q", text, enh, rest)
+		}
+	})
+}
+
+// FuzzDotWriter checks the DATA encoding of any message, written in two
+// pieces: it is textproto's byte for byte wherever every CR is followed by
+// LF (textproto doubles a CR before CRLF), and for any input the data ends
+// with the final dot and nowhere before it.
+func FuzzDotWriter(f *testing.F) {
+	for _, s := range []string{"", ".", "a\r\n.\r\nb", ".a\r\n..b\r\n", "a\nb\n.\n", "x\r", "\r\n\r\n", "a\r\r\nb", "end\r\n"} {
+		f.Add([]byte(s), len(s)/2)
+	}
+	f.Fuzz(func(t *testing.T, data []byte, split int) {
+		if split < 0 || split > len(data) {
+			split = len(data) / 2
+		}
+		var ours, theirs bytes.Buffer
+		bw := bufio.NewWriter(&ours)
+		d := &dotWriter{w: bw}
+		d.Write(data[:split])
+		d.Write(data[split:])
+		d.Close()
+		bw.Flush()
+		tw := textproto.NewWriter(bufio.NewWriter(&theirs)).DotWriter()
+		tw.Write(data)
+		tw.Close()
+
+		out := ours.Bytes()
+		if !bytes.HasSuffix(out, []byte("\r\n.\r\n")) || bytes.Index(out, []byte("\r\n.\r\n")) != len(out)-5 {
+			t.Fatalf("%q encodes as %q", data, out)
+		}
+		if bytes.Count(data, []byte("\r")) == bytes.Count(data, []byte("\r\n")) && !bytes.Equal(out, theirs.Bytes()) {
+			t.Fatalf("%q encodes as %q, textproto as %q", data, out, theirs.Bytes())
 		}
 	})
 }

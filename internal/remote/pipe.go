@@ -111,6 +111,7 @@ func (p *pipe) next() (Result, bool) {
 		if p.err == nil {
 			p.err = p.s.wire.w.Flush()
 		}
+		p.s.resolve()
 	}
 	if p.err != nil {
 		return p.s.lost(p.err), false
@@ -125,24 +126,42 @@ func (p *pipe) next() (Result, bool) {
 	return r, true
 }
 
-// body sends the message after the 354 and returns the reply to the final
-// dot. A failure to read the message drops the connection: the final dot
-// would have the server deliver the message cut short.
-func (p *pipe) body(msg io.Reader) Result {
+// body sends the message after the 354, with its final dot, and reports
+// whether it did: the dot waits in the buffer, for final or the next
+// group to send. A failure to read the message drops the connection: the
+// dot would have the server deliver the message cut short.
+func (p *pipe) body(msg io.Reader) (Result, bool) {
 	p.data = false
-	dw := textproto.NewWriter(p.s.wire.w).DotWriter()
+	dw := &dotWriter{w: p.s.wire.w}
 	if _, err := io.Copy(dw, msg); err != nil {
 		p.s.close()
-		return Result{Status: Transient, Enhanced: "4.4.2", Text: "sending message: " + err.Error(), Host: p.s.host, TLS: p.s.tls}
+		return Result{Status: Transient, Enhanced: "4.4.2", Text: "sending message: " + err.Error(), Host: p.s.host, TLS: p.s.tls}, false
 	}
 	if err := dw.Close(); err != nil {
-		return p.s.lost(err)
+		return p.s.lost(err), false
 	}
-	r, err := p.s.reply()
+	return Result{}, true
+}
+
+// final sends what is buffered and returns the reply to the final dot.
+func (s *session) final() Result {
+	if err := s.wire.w.Flush(); err != nil {
+		return s.lost(err)
+	}
+	r, err := s.reply()
 	if err != nil {
-		return p.s.lost(err)
+		return s.lost(err)
 	}
 	return r
+}
+
+// resolve reads the reply to a final dot sent ahead of the next group, if
+// one is due, hands it to its transaction, and reports whether the session
+// survived it. When it did not, the reads that follow fail too.
+func (s *session) resolve() bool {
+	done := s.after
+	s.after = nil
+	return done == nil || done(s.final())
 }
 
 // settle leaves the session in step for the next transaction, if ok says

@@ -110,9 +110,10 @@ func (s *scripted) hungUp() {
 }
 
 // With PIPELINING the client sends the whole envelope before any reply
-// (RFC 2920), and RSET ahead of the next one when a transaction was left
-// open. The script answers nothing until it has read DATA: a client waiting
-// for the reply to MAIL would stall it.
+// (RFC 2920), the next envelope right after a final dot, and RSET ahead of
+// the next one when a transaction was left open. The script answers
+// nothing until it has read DATA: a client waiting for the reply to MAIL,
+// or to the dot, would stall it.
 func TestPipelining(t *testing.T) {
 	e := newEnv(t)
 	e.client.IdleTimeout = -1
@@ -124,13 +125,13 @@ func TestPipelining(t *testing.T) {
 		s.expect("DATA")
 		s.say("250 2.1.0 ok\r\n250 2.1.5 ok\r\n550 5.1.1 no bob here\r\n354 go on")
 		body1 = s.body()
-		s.say("250 2.0.0 queued as 1")
 
-		// q2: MAIL refused; the RCPT and DATA behind it come anyway.
+		// q2's envelope follows the final dot before its reply; MAIL is
+		// refused, and the RCPT and DATA behind it come anyway.
 		s.expect("MAIL FROM:<a@sender.test>")
 		s.expect("RCPT TO:<carol@example.test>")
 		s.expect("DATA")
-		s.say("452 4.3.1 try later\r\n503 5.5.1 MAIL first\r\n503 5.5.1 MAIL first")
+		s.say("250 2.0.0 queued as 1\r\n452 4.3.1 try later\r\n503 5.5.1 MAIL first\r\n503 5.5.1 MAIL first")
 
 		s.expect("RSET")
 		s.expect("MAIL FROM:<a@sender.test>")
@@ -179,6 +180,7 @@ func TestLockStepWithoutPipelining(t *testing.T) {
 			s.say(step.reply)
 		}
 		s.body()
+		s.nothingMore("the final dot")
 		s.say("250 2.0.0 done")
 
 		s.expect("MAIL FROM:<a@sender.test>")
@@ -268,4 +270,49 @@ func TestPipelineGroupBound(t *testing.T) {
 	out := e.deliverSingle(newMsg("q1", rcpts...))
 	<-done
 	wantStatus(t, out, Sent, "mx1.example.test")
+}
+
+// The reply to a final dot sent ahead of the next envelope is read before
+// that envelope's replies, and counts for its own message only: a refusal
+// of the first message, or a connection lost before that reply came.
+func TestDotReplyReadLate(t *testing.T) {
+	for name, tc := range map[string]struct {
+		replies string // to the first dot and the second envelope; "" hangs up
+		first   Result
+		second  Status
+	}{
+		"first refused": {"554 5.6.0 content refused\r\n250 ok\r\n250 ok\r\n354 go on", Result{Status: Permanent, Enhanced: "5.6.0"}, Sent},
+		"lost":          {"", Result{Status: Transient, Enhanced: "4.4.2"}, Transient},
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t)
+			done := playOn(t, e, []string{"PIPELINING"}, func(s *scripted) {
+				for _, cmd := range []string{"MAIL", "RCPT TO:<alice", "DATA"} {
+					s.expect(cmd)
+				}
+				s.say("250 ok\r\n250 ok\r\n354 go on")
+				s.body()
+				for _, cmd := range []string{"MAIL", "RCPT TO:<bob", "DATA"} {
+					s.expect(cmd)
+				}
+				if tc.replies == "" {
+					return
+				}
+				s.say(tc.replies)
+				s.body()
+				s.say("250 2.0.0 queued")
+				s.expect("QUIT")
+				s.say("221 bye")
+			})
+			e.client.IdleTimeout = -1
+			out := e.deliverSingle(newMsg("q1", "alice@example.test"), newMsg("q2", "bob@example.test"))
+			<-done
+			if r := out[0][0]; r.Status != tc.first.Status || r.Enhanced != tc.first.Enhanced {
+				t.Errorf("first message: %+v, want %v %s", r, tc.first.Status, tc.first.Enhanced)
+			}
+			if r := out[1][0]; r.Status != tc.second {
+				t.Errorf("second message: %+v, want %v", r, tc.second)
+			}
+		})
+	}
 }

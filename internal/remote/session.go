@@ -27,8 +27,9 @@ type session struct {
 	host  string
 	addr  netip.Addr
 	tls   bool
-	dirty bool        // a transaction may be open: the next one starts with RSET
-	stop  func() bool // unbinds from the Deliver call's context; nil when idle
+	dirty bool              // a transaction may be open: the next one starts with RSET
+	after func(Result) bool // takes the reply to a final dot not read yet
+	stop  func() bool       // unbinds from the Deliver call's context; nil when idle
 
 	// reused: taken from the idle pool, and the server has not answered
 	// since. If its first answer is a hang-up or a 421, the server closed

@@ -7,8 +7,8 @@ import (
 )
 
 // transact runs one mail transaction for message i on s and reports whether
-// the session can carry another.
-func (c *Client) transact(s *session, d *delivery, i int) (ok bool) {
+// the session can carry another; more says another transaction follows.
+func (c *Client) transact(s *session, d *delivery, i int, more bool) (ok bool) {
 	m := d.msgs[i]
 	log := c.log().With("id", m.ID, "host", s.host, "addr", s.addr, "tls", s.tls)
 	if r, refused := s.refuse(m); refused {
@@ -81,20 +81,31 @@ func (c *Client) transact(s *session, d *delivery, i int) (ok bool) {
 		return true
 	}
 
+	done := func(r Result) bool {
+		for _, j := range accepted {
+			d.decide(i, j, r)
+		}
+		// Debug: the queue logs each recipient's outcome, with the same reply.
+		log.Debug("transaction", "rcpts", m.Rcpts, "status", r.Status, "code", r.Code, "text", r.Text, "refused", summary(d, i, refused))
+		return !r.fatal()
+	}
 	r, _ := p.next()
-	if r.Code == 354 {
-		r = p.body(body)
+	if r.Code != 354 {
+		return done(r)
 	}
-	for _, j := range accepted {
-		d.decide(i, j, r)
+	// The final dot ends the transaction, whatever its reply.
+	s.dirty = false
+	if r, sent := p.body(body); !sent {
+		return done(r)
 	}
-	// Debug: the queue logs each recipient's outcome, with the same reply.
-	log.Debug("transaction", "rcpts", m.Rcpts, "status", r.Status, "code", r.Code, "text", r.Text, "refused", summary(d, i, refused))
-	if r.fatal() {
-		return false
+	if more && p.group > 1 {
+		// RFC 2920 lets message content begin a group: the dot waits for
+		// the next transaction's commands, to go in the same write, and
+		// its reply is read before theirs.
+		s.after = done
+		return true
 	}
-	s.dirty = r.Status != Sent
-	return true
+	return done(s.final())
 }
 
 // mailCommand is MAIL FROM for m, with the parameters of the extensions it
