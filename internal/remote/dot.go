@@ -34,7 +34,7 @@ func (d *dotWriter) Write(p []byte) (int, error) {
 	for i := 0; i < len(p) && d.err == nil; {
 		if d.state == dotBegin || d.state == dotLineStart {
 			if p[i] == '.' {
-				d.write([]byte{'.'})
+				d.write(dot)
 			}
 			d.state = dotData
 		}
@@ -63,7 +63,12 @@ func (d *dotWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-var crlf = []byte("\r\n")
+// The bytes the encoding adds, made once rather than per message.
+var (
+	crlf    = []byte("\r\n")
+	dot     = []byte(".")
+	dotCRLF = []byte(".\r\n")
+)
 
 // Close ends the last line if it is open and writes the final dot, leaving
 // them in the buffer: the caller flushes.
@@ -72,8 +77,8 @@ func (d *dotWriter) Close() error {
 	case dotBegin, dotData:
 		d.write(crlf)
 	case dotCR:
-		d.write([]byte{'\n'})
+		d.write(crlf[1:])
 	}
-	d.write([]byte(".\r\n"))
+	d.write(dotCRLF)
 	return d.err
 }

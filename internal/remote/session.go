@@ -19,17 +19,18 @@ import (
 // with TLS settled. It belongs to one Deliver call at a time, or to the idle
 // pool in between.
 type session struct {
-	cl    *smtp.Client
-	conn  net.Conn // under cl: TCP or TLS; for write deadlines and aborts
-	raw   net.Conn // the TCP connection, closed to interrupt a command
-	wire  wire     // on conn, for transactions (see pipe.go)
-	key   poolKey
-	host  string
-	addr  netip.Addr
-	tls   bool
-	dirty bool              // a transaction may be open: the next one starts with RSET
-	after func(Result) bool // takes the reply to a final dot not read yet
-	stop  func() bool       // unbinds from the Deliver call's context; nil when idle
+	cl     *smtp.Client
+	conn   net.Conn // under cl: TCP or TLS; for write deadlines and aborts
+	raw    net.Conn // the TCP connection, closed to interrupt a command
+	wire   wire     // on conn, for transactions (see pipe.go)
+	key    poolKey
+	host   string
+	addr   netip.Addr
+	tls    bool
+	dirty  bool              // a transaction may be open: the next one starts with RSET
+	after  func(Result) bool // takes the reply to a final dot not read yet
+	stop   func() bool       // unbinds from the Deliver call's context; nil when idle
+	closed bool              // dropped: no QUIT
 
 	// reused: taken from the idle pool, and the server has not answered
 	// since. If its first answer is a hang-up or a 421, the server closed
@@ -151,14 +152,18 @@ func serverName(host string) string {
 // quitTimeout bounds the wait for the reply to QUIT, which decides nothing.
 const quitTimeout = 5 * time.Second
 
-// quit ends the session politely.
+// quit ends the session politely, unless it was already dropped (a body
+// that could not be read, a 354 left unanswered).
 func (s *session) quit() {
-	s.cl.CommandTimeout = min(s.cl.CommandTimeout, quitTimeout)
-	s.cl.Quit()
+	if !s.closed {
+		s.cl.CommandTimeout = min(s.cl.CommandTimeout, quitTimeout)
+		s.cl.Quit()
+	}
 	s.close()
 }
 
 func (s *session) close() {
+	s.closed = true
 	s.unbind()
 	s.cl.Close()
 }
