@@ -72,7 +72,7 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 		problems = append(problems, err)
 	}
 	o := cfg.Outbound
-	row("outbound", fmt.Sprintf("tls=%s port=%d workers=%d per_domain=%d dns=%s", o.TLS, o.Port, o.Workers, o.PerDomain, or(o.DNS, "/etc/resolv.conf")))
+	row("outbound", fmt.Sprintf("tls=%s port=%d workers=%d per_domain=%d pipelining=%t dns=%s", o.TLS, o.Port, o.Workers, o.PerDomain, o.Pipelining, or(o.DNS, "/etc/resolv.conf")))
 	warning := "no delay warning"
 	if o.DelayWarning.Duration > 0 {
 		warning = "delay warning after " + o.DelayWarning.String()

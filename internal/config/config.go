@@ -105,6 +105,9 @@ type Outbound struct {
 	// DelayWarning: a message still pending this long after it arrived
 	// gets one delay warning to its sender; 0 turns warnings off.
 	DelayWarning Duration `toml:"delay_warning"`
+	// Pipelining lets the relay pipeline with servers that offer it; off
+	// is for a server that offers it and mishandles it.
+	Pipelining bool `toml:"pipelining"`
 }
 
 type Log struct {
@@ -184,6 +187,7 @@ func Defaults() Config {
 			MaxBackoff:     Duration{time.Hour},
 			Lifetime:       Duration{5 * 24 * time.Hour},
 			DelayWarning:   Duration{4 * time.Hour},
+			Pipelining:     true,
 		},
 		Log: Log{Level: "info"},
 	}

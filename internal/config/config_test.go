@@ -40,6 +40,9 @@ func TestDefaultsRunWithoutFile(t *testing.T) {
 	if c.SyncMode() != durable.Filesystem {
 		t.Errorf("sync: %v, want filesystem", c.SyncMode())
 	}
+	if !c.Outbound.Pipelining {
+		t.Error("outbound.pipelining is off by default")
+	}
 	if !c.RelayAllowed(netip.MustParseAddr("127.0.0.1")) || !c.RelayAllowed(netip.MustParseAddr("::1")) ||
 		c.RelayAllowed(netip.MustParseAddr("192.0.2.1")) {
 		t.Error("relay_networks default is not loopback")
@@ -59,6 +62,7 @@ timeout = "30s"
 max_recipients = 7
 [outbound]
 lifetime = "2d"
+pipelining = false
 `)
 	c, err := Load(f, Switches{})
 	if err != nil {
@@ -74,8 +78,8 @@ lifetime = "2d"
 		t.Errorf("users_file %q", c.UsersFile)
 	case c.Limits.Timeout.Duration != 30*time.Second || c.Limits.MaxRecipients != 7:
 		t.Errorf("limits %+v", c.Limits)
-	case c.Outbound.Lifetime.Duration != 48*time.Hour:
-		t.Errorf("lifetime %v", c.Outbound.Lifetime)
+	case c.Outbound.Lifetime.Duration != 48*time.Hour || c.Outbound.Pipelining:
+		t.Errorf("outbound %+v", c.Outbound)
 	case c.Listen.SMTPS[0] != "127.0.0.1:4465":
 		t.Errorf("an unset key lost its default: %v", c.Listen.SMTPS)
 	}

@@ -188,6 +188,7 @@ func openQueue(cfg *config.Config, log *slog.Logger, store *maildir.Store, u fun
 		HeloName:       cfg.Hostname,
 		TLS:            policy,
 		ConnectTimeout: cfg.Outbound.ConnectTimeout.Duration,
+		NoPipelining:   !cfg.Outbound.Pipelining,
 		Log:            log,
 	}
 	q, err := queue.Open(queue.Config{

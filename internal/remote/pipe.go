@@ -96,7 +96,7 @@ const groupMax = 100
 
 func (s *session) pipe(lines []string) *pipe {
 	p := &pipe{s: s, lines: lines, group: 1}
-	if ok, _ := s.cl.Extension("PIPELINING"); ok {
+	if s.pipelining {
 		p.group = groupMax
 	}
 	return p

@@ -164,11 +164,25 @@ func TestPipelining(t *testing.T) {
 
 // Without PIPELINING each command waits for its reply, and a refusal ends
 // the transaction where it stands: no RCPT after a refused MAIL, no DATA
-// without a recipient.
+// without a recipient. NoPipelining does the same with a server that
+// offers it.
 func TestLockStepWithoutPipelining(t *testing.T) {
+	for name, tc := range map[string]struct {
+		ext []string
+		off bool
+	}{
+		"not offered":         {[]string{"8BITMIME"}, false},
+		"offered, turned off": {[]string{"PIPELINING", "8BITMIME"}, true},
+	} {
+		t.Run(name, func(t *testing.T) { lockStep(t, tc.ext, tc.off) })
+	}
+}
+
+func lockStep(t *testing.T, ext []string, off bool) {
 	e := newEnv(t)
 	e.client.IdleTimeout = -1
-	done := playOn(t, e, []string{"8BITMIME"}, func(s *scripted) {
+	e.client.NoPipelining = off
+	done := playOn(t, e, ext, func(s *scripted) {
 		for _, step := range []struct{ cmd, reply string }{
 			{"MAIL FROM:<a@sender.test>", "250 ok"},
 			{"RCPT TO:<alice@example.test>", "250 ok"},

@@ -80,6 +80,11 @@ type Client struct {
 	ConnectTimeout time.Duration // zero means DefaultConnectTimeout
 	CommandTimeout time.Duration // each reply, the one after the final dot included; zero means DefaultCommandTimeout
 
+	// NoPipelining sends each command only after the reply to the one
+	// before, even to a server that offers PIPELINING: for the rare server
+	// that offers it and mishandles it (Postfix's smtp_pipelining_enable).
+	NoPipelining bool
+
 	Log *slog.Logger // nil discards
 
 	pool idlePool

@@ -32,6 +32,9 @@ type session struct {
 	stop   func() bool       // unbinds from the Deliver call's context; nil when idle
 	closed bool              // dropped: no QUIT
 
+	// pipelining: the server offers PIPELINING and the Client may use it.
+	pipelining bool
+
 	// reused: taken from the idle pool, and the server has not answered
 	// since. If its first answer is a hang-up or a 421, the server closed
 	// the idle session meanwhile: stale is set, and nothing is recorded
@@ -93,6 +96,8 @@ func (c *Client) connect(ctx context.Context, host string, addr netip.Addr, poli
 // connection.
 func (s *session) ready(c *Client) *session {
 	s.wire = newWire(s.conn, c.commandTimeout())
+	ok, _ := s.cl.Extension("PIPELINING")
+	s.pipelining = ok && !c.NoPipelining
 	return s
 }
 
