@@ -107,7 +107,8 @@ func (s *session) pipe(lines []string) *pipe {
 func (p *pipe) next() (Result, bool) {
 	if p.err == nil && p.sent == p.read {
 		for end := min(p.read+p.group, len(p.lines)); p.sent < end && p.err == nil; p.sent++ {
-			_, p.err = p.s.wire.w.WriteString(p.lines[p.sent] + "\r\n")
+			p.s.wire.w.WriteString(p.lines[p.sent])
+			_, p.err = p.s.wire.w.WriteString("\r\n") // a bufio.Writer's error sticks: the last write reports any
 		}
 		if p.err == nil {
 			p.err = p.s.wire.w.Flush()
