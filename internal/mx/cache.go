@@ -5,13 +5,8 @@ import (
 	"time"
 )
 
-const (
-	// maxCacheEntries bounds the memory a burst of distinct domains can take.
-	maxCacheEntries = 10000
-	// maxTTL caps how long an answer is trusted, whatever its TTL says, so
-	// that a changed MX is noticed within the hour.
-	maxTTL = 3600
-)
+// maxCacheEntries bounds the memory a burst of distinct domains can take.
+const maxCacheEntries = 10000
 
 // cache holds positive Lookup answers by lowercase domain until they expire.
 // Failures are never cached: a transient one must be retried for real, and

@@ -5,51 +5,26 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/miekg/dns"
+
+	"facteur/internal/resolver"
 )
 
-// DefaultTimeout bounds one DNS query when New is given none.
-const DefaultTimeout = 5 * time.Second
-
-// Resolver looks up MX hosts through one DNS resolver and remembers positive
-// answers for their TTL, so the relay's hot path does not query DNS for every
-// message. It is safe for concurrent use.
+// Resolver looks up MX hosts through facteur's resolver and remembers
+// positive answers for their TTL, so the relay's hot path does not query DNS
+// for every message. It is safe for concurrent use.
 type Resolver struct {
-	server   string
-	udp, tcp *dns.Client
-	cache    *cache
+	dns   *resolver.Resolver
+	cache *cache
 }
 
-// New returns a Resolver asking server ("host:port"; a bare host means port
-// 53). An empty server means the first nameserver of /etc/resolv.conf.
-// timeout bounds each query; zero means DefaultTimeout.
-func New(server string, timeout time.Duration) (*Resolver, error) {
-	if server == "" {
-		conf, err := dns.ClientConfigFromFile("/etc/resolv.conf")
-		if err != nil {
-			return nil, fmt.Errorf("mx: read resolver configuration: %w", err)
-		}
-		if len(conf.Servers) == 0 {
-			return nil, errors.New("mx: no nameserver in /etc/resolv.conf")
-		}
-		server = net.JoinHostPort(conf.Servers[0], conf.Port)
-	} else if _, _, err := net.SplitHostPort(server); err != nil {
-		server = net.JoinHostPort(server, "53")
-	}
-	if timeout <= 0 {
-		timeout = DefaultTimeout
-	}
-	return &Resolver{
-		server: server,
-		udp:    &dns.Client{Net: "udp", Timeout: timeout},
-		tcp:    &dns.Client{Net: "tcp", Timeout: timeout},
-		cache:  newCache(maxCacheEntries),
-	}, nil
+// New returns a Resolver asking res.
+func New(res *resolver.Resolver) *Resolver {
+	return &Resolver{dns: res, cache: newCache(maxCacheEntries)}
 }
 
 // Lookup returns the hosts to try for domain, best first: MX hosts by
@@ -79,8 +54,8 @@ func (r *Resolver) Lookup(ctx context.Context, domain string) ([]Host, error) {
 // resolve does the DNS work of Lookup: hosts sorted by preference, and the
 // smallest TTL of every record used.
 func (r *Resolver) resolve(ctx context.Context, name string) ([]Host, uint32, error) {
-	rrs, ttl, err := r.lookup(ctx, name, dns.TypeMX)
-	if errors.Is(err, errNXDomain) {
+	rrs, ttl, err := r.dns.Query(ctx, name, dns.TypeMX)
+	if errors.Is(err, resolver.ErrNXDomain) {
 		return nil, 0, permanent(name, "5.1.2", "domain does not exist")
 	}
 	if err != nil {
@@ -105,7 +80,7 @@ func (r *Resolver) resolve(ctx context.Context, name string) ([]Host, uint32, er
 	var hosts []Host
 	var lastErr error
 	for _, m := range mxs {
-		addrs, t, err := r.addrs(ctx, m.Mx)
+		addrs, t, err := r.dns.Addrs(ctx, m.Mx)
 		if err != nil {
 			lastErr = err
 			continue
@@ -125,8 +100,8 @@ func (r *Resolver) resolve(ctx context.Context, name string) ([]Host, uint32, er
 
 // implicit handles a domain without MX: mail goes to the domain's own address.
 func (r *Resolver) implicit(ctx context.Context, name string) ([]Host, uint32, error) {
-	addrs, ttl, err := r.addrs(ctx, name)
-	if errors.Is(err, errNXDomain) {
+	addrs, ttl, err := r.dns.Addrs(ctx, name)
+	if errors.Is(err, resolver.ErrNXDomain) {
 		return nil, 0, permanent(name, "5.1.2", "domain does not exist")
 	}
 	if err != nil {

@@ -9,16 +9,17 @@ import (
 	"testing"
 	"time"
 
+	"facteur/internal/resolver"
 	"facteur/internal/smtptest"
 )
 
 func newResolver(t testing.TB, dns *smtptest.DNSServer, timeout time.Duration) *Resolver {
 	t.Helper()
-	r, err := New(dns.Addr(), timeout)
+	res, err := resolver.New(dns.Addr(), timeout)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return r
+	return New(res)
 }
 
 func names(hosts []Host) []string {
@@ -238,16 +239,6 @@ func TestLookupLiteral(t *testing.T) {
 		if err != nil || len(hosts) != 1 || hosts[0].Addrs[0] != netip.MustParseAddr(want) {
 			t.Errorf("Lookup(%s) = %+v, %v; want %s", lit, hosts, err, want)
 		}
-	}
-}
-
-func TestNewDefaultsPort(t *testing.T) {
-	r, err := New("192.0.2.53", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.server != "192.0.2.53:53" {
-		t.Errorf("server %q, want port 53", r.server)
 	}
 }
 

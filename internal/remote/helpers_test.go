@@ -12,6 +12,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"facteur/internal/mx"
+	"facteur/internal/resolver"
 	"facteur/internal/smtptest"
 )
 
@@ -33,10 +34,11 @@ func newEnv(t *testing.T) *env {
 	dns.MX("single.test", 10, "mx1.example.test")
 	dns.A("mx1.example.test", "127.0.0.2")
 	dns.A("mx2.example.test", "127.0.0.3")
-	res, err := mx.New(dns.Addr(), 2*time.Second)
+	dnsc, err := resolver.New(dns.Addr(), 2*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
+	res := mx.New(dnsc)
 	port := smtptest.FreePortOn(t, "127.0.0.2", "127.0.0.3")
 	return &env{dns: dns, port: port, client: &Client{
 		Resolver:       res,

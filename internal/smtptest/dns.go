@@ -1,7 +1,9 @@
 package smtptest
 
 import (
+	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,8 +32,9 @@ type dnsName struct {
 	a     []net.IP
 	aaaa  []net.IP
 	cname string
-	rcode int  // dns.RcodeSuccess unless NXDomain or ServFail set it
-	mute  bool // Timeout: never answer
+	other []dns.RR // every other type, as given to RR, TXT or PTR
+	rcode int      // dns.RcodeSuccess unless NXDomain or ServFail set it
+	mute  bool     // Timeout: never answer
 }
 
 // NewDNS starts a DNS server on 127.0.0.1 and a random port, stopped by t.Cleanup.
@@ -97,6 +100,40 @@ func (s *DNSServer) AAAA(name, ip string) {
 // does not hold target's zone, the answer carries only the CNAME record.
 func (s *DNSServer) CNAME(name, target string) {
 	s.edit(name, func(n *dnsName) { n.cname = dns.Fqdn(target) })
+}
+
+// RR adds a record written as in a zone file ("name TTL IN TYPE data", the
+// TTL and class optional); facteur dns records prints such lines, so a test
+// can publish exactly what an operator would.
+func (s *DNSServer) RR(zoneLine string) {
+	rr, err := dns.NewRR(zoneLine)
+	if err != nil || rr == nil {
+		panic(fmt.Sprintf("smtptest: bad record %q: %v", zoneLine, err))
+	}
+	s.edit(rr.Header().Name, func(n *dnsName) { n.other = append(n.other, rr) })
+}
+
+// TXT adds one TXT record made of the given character strings.
+func (s *DNSServer) TXT(name string, strs ...string) {
+	rr := &dns.TXT{Hdr: dns.RR_Header{Name: dns.Fqdn(name), Rrtype: dns.TypeTXT, Class: dns.ClassINET}, Txt: strs}
+	s.edit(name, func(n *dnsName) { n.other = append(n.other, rr) })
+}
+
+// PTR adds a reverse record naming host for the address ip.
+func (s *DNSServer) PTR(ip, host string) {
+	name, err := dns.ReverseAddr(ip)
+	if err != nil {
+		panic("smtptest: not an IP address: " + ip)
+	}
+	rr := &dns.PTR{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypePTR, Class: dns.ClassINET}, Ptr: dns.Fqdn(host)}
+	s.edit(name, func(n *dnsName) { n.other = append(n.other, rr) })
+}
+
+// Remove deletes every record of type qtype (dns.TypeTXT...) at name.
+func (s *DNSServer) Remove(name string, qtype uint16) {
+	s.edit(name, func(n *dnsName) {
+		n.other = slices.DeleteFunc(n.other, func(rr dns.RR) bool { return rr.Header().Rrtype == qtype })
+	})
 }
 
 // NXDomain makes name answer "no such domain".
@@ -203,6 +240,13 @@ func (s *DNSServer) answer(resp *dns.Msg, q dns.Question) bool {
 	case dns.TypeCNAME:
 		if n.cname != "" {
 			resp.Answer = append(resp.Answer, &dns.CNAME{Hdr: hdr(dns.TypeCNAME), Target: n.cname})
+		}
+	}
+	for _, rr := range n.other {
+		if rr.Header().Rrtype == q.Qtype {
+			rr = dns.Copy(rr)
+			*rr.Header() = hdr(q.Qtype)
+			resp.Answer = append(resp.Answer, rr)
 		}
 	}
 	return true

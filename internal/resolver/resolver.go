@@ -1,14 +1,27 @@
-package mx
+// Package resolver is facteur's one DNS client: every question the server
+// asks (MX, A/AAAA, TXT for SPF, DKIM and DMARC, PTR) goes to the resolver
+// of the configuration's `dns` key over miekg/dns, so that tests and
+// operators point all of them at one server.
+package resolver
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/miekg/dns"
 )
+
+// DefaultTimeout bounds one DNS query when New is given none.
+const DefaultTimeout = 5 * time.Second
+
+// MaxTTL caps how long an answer may be trusted, whatever its TTL says, so
+// that a changed record is noticed within the hour.
+const MaxTTL = 3600
 
 // maxCNAME bounds the CNAME chain followed for one name, against loops.
 const maxCNAME = 8
@@ -17,8 +30,43 @@ const maxCNAME = 8
 // which avoids IP fragmentation; larger answers come over TCP.
 const ednsSize = 1232
 
-// errNXDomain marks an answer saying the name does not exist.
-var errNXDomain = errors.New("no such domain")
+// ErrNXDomain marks an answer saying the name does not exist.
+var ErrNXDomain = errors.New("no such domain")
+
+// Resolver sends queries to one DNS server. It is safe for concurrent use.
+type Resolver struct {
+	server   string
+	udp, tcp *dns.Client
+}
+
+// New returns a Resolver asking server ("host:port"; a bare host means port
+// 53). An empty server means the first nameserver of /etc/resolv.conf.
+// timeout bounds each query; zero means DefaultTimeout.
+func New(server string, timeout time.Duration) (*Resolver, error) {
+	if server == "" {
+		conf, err := dns.ClientConfigFromFile("/etc/resolv.conf")
+		if err != nil {
+			return nil, fmt.Errorf("resolver: read /etc/resolv.conf: %w", err)
+		}
+		if len(conf.Servers) == 0 {
+			return nil, errors.New("resolver: no nameserver in /etc/resolv.conf")
+		}
+		server = net.JoinHostPort(conf.Servers[0], conf.Port)
+	} else if _, _, err := net.SplitHostPort(server); err != nil {
+		server = net.JoinHostPort(server, "53")
+	}
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	return &Resolver{
+		server: server,
+		udp:    &dns.Client{Net: "udp", Timeout: timeout},
+		tcp:    &dns.Client{Net: "tcp", Timeout: timeout},
+	}, nil
+}
+
+// Server is the "host:port" asked.
+func (r *Resolver) Server() string { return r.server }
 
 // exchange sends one query over UDP, and again over TCP when the answer was
 // truncated.
@@ -36,10 +84,11 @@ func (r *Resolver) exchange(ctx context.Context, name string, qtype uint16) (*dn
 	return in, nil
 }
 
-// lookup returns the records of type qtype for name, following CNAMEs, and
-// the smallest TTL seen on the way. No records and no error is NODATA.
-func (r *Resolver) lookup(ctx context.Context, name string, qtype uint16) ([]dns.RR, uint32, error) {
-	ttl := uint32(maxTTL)
+// Query returns the records of type qtype for name, following CNAMEs, and
+// the smallest TTL seen on the way (at most MaxTTL). No records and no error
+// is NODATA; a name that does not exist is an error wrapping ErrNXDomain.
+func (r *Resolver) Query(ctx context.Context, name string, qtype uint16) ([]dns.RR, uint32, error) {
+	ttl := uint32(MaxTTL)
 	target := dns.Fqdn(name)
 	for range maxCNAME {
 		in, err := r.exchange(ctx, target, qtype)
@@ -49,7 +98,7 @@ func (r *Resolver) lookup(ctx context.Context, name string, qtype uint16) ([]dns
 		switch in.Rcode {
 		case dns.RcodeSuccess:
 		case dns.RcodeNameError:
-			return nil, 0, fmt.Errorf("%s: %w", target, errNXDomain)
+			return nil, 0, fmt.Errorf("%s: %w", target, ErrNXDomain)
 		default:
 			return nil, 0, fmt.Errorf("%s %s: server answered %s", target, dns.TypeToString[qtype], dns.RcodeToString[in.Rcode])
 		}
@@ -76,7 +125,7 @@ func (r *Resolver) lookup(ctx context.Context, name string, qtype uint16) ([]dns
 // followCNAMEs walks the CNAME records of answer from name and returns the
 // last name of the chain and the smallest TTL on it.
 func followCNAMEs(answer []dns.RR, name string) (string, uint32) {
-	ttl := uint32(maxTTL)
+	ttl := uint32(MaxTTL)
 	for range answer {
 		found := false
 		for _, rr := range answer {
@@ -92,17 +141,17 @@ func followCNAMEs(answer []dns.RR, name string) (string, uint32) {
 	return name, ttl
 }
 
-// addrs resolves name to its AAAA then A addresses. A failure of one query
-// does not hide the other's addresses; an error comes back only when there is
-// no address and some query failed.
-func (r *Resolver) addrs(ctx context.Context, name string) ([]netip.Addr, uint32, error) {
+// Addrs resolves name to its AAAA then A addresses, with the smallest TTL.
+// A failure of one query does not hide the other's addresses; an error comes
+// back only when there is no address and some query failed.
+func (r *Resolver) Addrs(ctx context.Context, name string) ([]netip.Addr, uint32, error) {
 	var (
 		out  []netip.Addr
-		ttl  = uint32(maxTTL)
+		ttl  = uint32(MaxTTL)
 		errs []error
 	)
 	for _, qtype := range []uint16{dns.TypeAAAA, dns.TypeA} {
-		rrs, t, err := r.lookup(ctx, name, qtype)
+		rrs, t, err := r.Query(ctx, name, qtype)
 		if err != nil {
 			errs = append(errs, err)
 			continue
