@@ -72,7 +72,8 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 		problems = append(problems, err)
 	}
 	o := cfg.Outbound
-	row("outbound", fmt.Sprintf("tls=%s port=%d workers=%d per_domain=%d pipelining=%t dns=%s", o.TLS, o.Port, o.Workers, o.PerDomain, o.Pipelining, or(o.DNS, "/etc/resolv.conf")))
+	row("dns", or(cfg.DNS, "first nameserver of /etc/resolv.conf"))
+	row("outbound", fmt.Sprintf("tls=%s port=%d workers=%d per_domain=%d pipelining=%t", o.TLS, o.Port, o.Workers, o.PerDomain, o.Pipelining))
 	warning := "no delay warning"
 	if o.DelayWarning.Duration > 0 {
 		warning = "delay warning after " + o.DelayWarning.String()
@@ -83,6 +84,9 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 		l.MaxMessageBytes, l.MaxRecipients, l.Timeout, l.MaxConnections, l.MaxConnectionsPerIP, l.MinFreeBytes))
 	row("metrics", or(cfg.Metrics.Listen, "off"))
 	row("log", or(cfg.Log.File, "stderr")+", level "+cfg.Log.Level)
+	for _, w := range cfg.Warnings() {
+		row("warning", w)
+	}
 	tw.Flush()
 	if len(problems) > 0 {
 		for _, p := range problems {

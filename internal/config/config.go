@@ -30,6 +30,9 @@ type Config struct {
 	UsersFile     string   `toml:"users_file"`
 	PasswordsFile string   `toml:"passwords_file"`
 	RelayNetworks []string `toml:"relay_networks"`
+	// DNS is the resolver ("host:port") of every lookup facteur makes;
+	// empty means the first nameserver of /etc/resolv.conf.
+	DNS string `toml:"dns"`
 	// Sync is how a message is made durable before its 250: "filesystem"
 	// (one syncfs shared by the messages of that moment) or "file" (fsync
 	// of each file and its directory); see durable.Mode.
@@ -54,6 +57,8 @@ type Config struct {
 	// relayNets is RelayNetworks parsed, syncMode Sync.
 	relayNets []netip.Prefix
 	syncMode  durable.Mode
+	// warnings are what Load accepted but the operator should change.
+	warnings []string
 }
 
 type Listen struct {
@@ -93,8 +98,9 @@ type Limits struct {
 }
 
 type Outbound struct {
-	Workers        int      `toml:"workers"`
-	PerDomain      int      `toml:"per_domain"`
+	Workers   int `toml:"workers"`
+	PerDomain int `toml:"per_domain"`
+	// DNS is the older name of the top-level dns key, still read.
 	DNS            string   `toml:"dns"`
 	Port           int      `toml:"port"`
 	TLS            string   `toml:"tls"`
@@ -286,6 +292,15 @@ func (c *Config) validate() error {
 	if c.UsersFile == "" {
 		return errors.New("users_file: must not be empty")
 	}
+	switch o := c.Outbound.DNS; {
+	case o == "":
+	case c.DNS == "":
+		c.DNS = o
+		c.warnings = append(c.warnings, "outbound.dns is now the top-level key dns, the resolver of every lookup: move it there")
+	case c.DNS != o:
+		return fmt.Errorf("dns: %q and outbound.dns %q disagree: keep only dns", c.DNS, o)
+	}
+	c.Outbound.DNS = ""
 	m, err := durable.ParseMode(c.Sync)
 	if err != nil {
 		return fmt.Errorf("sync: %w", err)
@@ -375,6 +390,10 @@ func nonEmpty(s string) []string {
 // file means "none yet", a missing chosen one is a mistake.
 func (c *Config) Explicit(key string) bool { return c.explicit[key] }
 
+// Warnings are the settings Load accepted but that should change, each a
+// sentence naming the key.
+func (c *Config) Warnings() []string { return c.warnings }
+
 // SyncMode is Sync parsed.
 func (c *Config) SyncMode() durable.Mode { return c.syncMode }
 
@@ -410,6 +429,7 @@ func (c *Config) Reloaded(n *Config) (*Config, []string) {
 		new any
 	}{
 		{"hostname", c.Hostname, n.Hostname},
+		{"dns", c.DNS, n.DNS},
 		{"data_dir", c.DataDir, n.DataDir},
 		{"maildir_root", c.MaildirRoot, n.MaildirRoot},
 		{"sync", c.Sync, n.Sync},

@@ -268,3 +268,23 @@ func changed(t *testing.T, v reflect.Value) reflect.Value {
 	}
 	return c
 }
+
+func TestDNSKeyAndItsOlderName(t *testing.T) {
+	c, err := Load(write(t, "dns = \"127.0.0.1:5353\""), Switches{})
+	if err != nil || c.DNS != "127.0.0.1:5353" || len(c.Warnings()) != 0 {
+		t.Fatalf("dns: %+v, %v, warnings %q", c, err, c.Warnings())
+	}
+	c, err = Load(write(t, "[outbound]\ndns = \"127.0.0.1:5353\""), Switches{})
+	if err != nil || c.DNS != "127.0.0.1:5353" {
+		t.Fatalf("outbound.dns alone: dns %q, %v; want it taken as dns", c.DNS, err)
+	}
+	if w := c.Warnings(); len(w) != 1 || !strings.Contains(w[0], "top-level key dns") {
+		t.Errorf("outbound.dns alone: warnings %q, want one naming the new key", w)
+	}
+	if _, err := Load(write(t, "dns = \"127.0.0.1:53\"\n[outbound]\ndns = \"127.0.0.1:53\""), Switches{}); err != nil {
+		t.Errorf("both keys, same value: %v", err)
+	}
+	if _, err := Load(write(t, "dns = \"127.0.0.1:53\"\n[outbound]\ndns = \"127.0.0.2:53\""), Switches{}); err == nil || !strings.Contains(err.Error(), "disagree") {
+		t.Errorf("both keys, different values: %v, want an error", err)
+	}
+}

@@ -30,6 +30,7 @@ import (
 	"facteur/internal/passwd"
 	"facteur/internal/queue"
 	"facteur/internal/remote"
+	"facteur/internal/resolver"
 	"facteur/internal/smtpd"
 	"facteur/internal/tlsconf"
 	"facteur/internal/users"
@@ -65,6 +66,9 @@ func Start(cfg *config.Config, logs *logging.Log, readConfig func() (*config.Con
 	runAs, err := lookupRunAs(cfg)
 	if err != nil {
 		return nil, err
+	}
+	for _, w := range cfg.Warnings() {
+		log.Warn("configuration: " + w)
 	}
 	if runAs == nil && os.Geteuid() == 0 && !cfg.RunAsRoot {
 		log.Warn("running as root on built-in defaults: with a configuration file facteur switches to its user or refuses to start", "user", cfg.User)
@@ -174,16 +178,16 @@ func (d *Daemon) config() *config.Config { return d.cfg.Load() }
 func (d *Daemon) users() *users.Map { return d.smtp.Users() }
 
 func openQueue(cfg *config.Config, log *slog.Logger, store *maildir.Store, u func() *users.Map, m *metrics.Metrics) (*queue.Queue, *remote.Client, error) {
-	res, err := mx.New(cfg.Outbound.DNS, 0)
+	dnsc, err := resolver.New(cfg.DNS, 0)
 	if err != nil {
-		return nil, nil, fmt.Errorf("outbound.dns: %w", err)
+		return nil, nil, fmt.Errorf("dns: %w", err)
 	}
 	policy, err := remote.ParsePolicy(cfg.Outbound.TLS)
 	if err != nil {
 		return nil, nil, fmt.Errorf("outbound.tls: %w", err)
 	}
 	client := &remote.Client{
-		Resolver:       res,
+		Resolver:       mx.New(dnsc),
 		Port:           cfg.Outbound.Port,
 		HeloName:       cfg.Hostname,
 		TLS:            policy,

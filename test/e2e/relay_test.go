@@ -33,7 +33,7 @@ func newRelayWorld(t *testing.T, outbound string) *relayWorld {
 	if !strings.Contains(outbound, "min_backoff") {
 		outbound += "min_backoff = \"1s\"\nmax_backoff = \"2s\"\n"
 	}
-	in := setup(t, fmt.Sprintf("[outbound]\ndns = %q\nport = %d\nconnect_timeout = \"2s\"\n%s", dns.Addr(), port, outbound))
+	in := setup(t, fmt.Sprintf("dns = %q\n[outbound]\nport = %d\nconnect_timeout = \"2s\"\n%s", dns.Addr(), port, outbound))
 	return &relayWorld{instance: in, dns: dns, port: port}
 }
 
