@@ -45,6 +45,7 @@ type Config struct {
 	TLS       TLS      `toml:"tls"`
 	Limits    Limits   `toml:"limits"`
 	Outbound  Outbound `toml:"outbound"`
+	DKIM      DKIM     `toml:"dkim"`
 	Metrics   Metrics  `toml:"metrics"`
 	Debug     Debug    `toml:"debug"`
 	Log       Log      `toml:"log"`
@@ -114,6 +115,14 @@ type Outbound struct {
 	// Pipelining lets the relay pipeline with servers that offer it; off
 	// is for a server that offers it and mishandles it.
 	Pipelining bool `toml:"pipelining"`
+}
+
+// DKIM is how outgoing mail is signed; see package dkim.
+type DKIM struct {
+	// KeysDir holds <domain>/<selector>.pem; default <data_dir>/dkim.
+	KeysDir string `toml:"keys_dir"`
+	// Expiration is the lifetime of each signature (the x= tag); 0 is none.
+	Expiration Duration `toml:"expiration"`
 }
 
 type Log struct {
@@ -195,7 +204,8 @@ func Defaults() Config {
 			DelayWarning:   Duration{4 * time.Hour},
 			Pipelining:     true,
 		},
-		Log: Log{Level: "info"},
+		DKIM: DKIM{Expiration: Duration{72 * time.Hour}},
+		Log:  Log{Level: "info"},
 	}
 }
 
@@ -263,6 +273,11 @@ func (c *Config) resolvePaths(base string) {
 		c.MaildirRoot = filepath.Join(c.DataDir, "mail")
 	} else {
 		c.MaildirRoot = abs(c.MaildirRoot)
+	}
+	if c.DKIM.KeysDir == "" {
+		c.DKIM.KeysDir = filepath.Join(c.DataDir, "dkim")
+	} else {
+		c.DKIM.KeysDir = abs(c.DKIM.KeysDir)
 	}
 	c.UsersFile = abs(c.UsersFile)
 	c.PasswordsFile = abs(c.PasswordsFile)
@@ -411,13 +426,14 @@ func (c *Config) RelayAllowed(ip netip.Addr) bool {
 
 // Reloaded is the configuration a running server moves to when it reads
 // n on SIGHUP: c with the settings that can change without a restart
-// taken from n (domains, users_file, passwords_file, relay_networks, tls
-// and log), and the keys of the other settings n changes. Those stay as in c,
+// taken from n (domains, users_file, passwords_file, relay_networks, tls,
+// dkim and log), and the keys of the other settings n changes. Those stay as in c,
 // so what the server says it runs is what it runs, until the next start.
 func (c *Config) Reloaded(n *Config) (*Config, []string) {
 	r := *c
 	r.Domains, r.UsersFile, r.PasswordsFile = n.Domains, n.UsersFile, n.PasswordsFile
 	r.RelayNetworks, r.relayNets, r.TLS, r.Log = n.RelayNetworks, n.relayNets, n.TLS, n.Log
+	r.DKIM = n.DKIM
 	r.explicit = maps.Clone(c.explicit)
 	for _, k := range []string{"users_file", "passwords_file"} {
 		r.explicit[k] = n.explicit[k]
