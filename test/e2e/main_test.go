@@ -74,12 +74,13 @@ domains = ["example.test"]
 data_dir = "var"
 users_file = "users"
 run_as_root = true # CI runs as root; privileges_test.go covers the switch
+%s
 [listen]
 smtp = [%q]
 smtps = [%q]
 relay = [%q]
 submission = [%q]
-%s`, in.smtp, in.smtps, in.relay, in.submit, extra)
+`, extra, in.smtp, in.smtps, in.relay, in.submit)
 	in.writeFile("facteur.toml", cfg)
 	in.writeFile("users", "alice\nbob@example.test robert\n")
 	return in
