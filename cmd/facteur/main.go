@@ -28,6 +28,7 @@ commands:
             serve would, print the settings in force, exit 2 on any problem
   queue     list, flush or remove queued messages: facteur queue list|flush|remove ID
   passwd    set a submission password: facteur passwd USER
+  dns       the DNS records a domain needs: facteur dns records|check [DOMAIN...]
   sendmail  the sendmail interface: facteur sendmail [-t] [-i] [-f FROM] [-F NAME] [RCPT...]
             (also when run through a link named sendmail)
   version   print the version
@@ -61,6 +62,8 @@ func run(args []string, stderr io.Writer) int {
 		return passwdCmd(args, os.Stdin, os.Stdout, stderr)
 	case "queue":
 		return queueCmd(args, os.Stdout, stderr)
+	case "dns":
+		return dnsCmd(args, os.Stdout, stderr)
 	case "version":
 		fmt.Println("facteur", versionString())
 		return 0
