@@ -98,6 +98,11 @@ func (c *checker) lookupFailed(subject string, err error) bool {
 // the listeners', or the host name's when the listeners do not tell.
 func (c *checker) host() {
 	subject := c.Hostname + " A/AAAA"
+	if !hostName(c.Hostname) {
+		c.say(Fail, subject, "%q is no name in public DNS; fix: set hostname = \"mx.example.org\" (say) in the configuration", c.Hostname)
+		c.senders = c.publicAddrs()
+		return
+	}
 	ips, err := c.r.LookupIPAddr(c.ctx, c.Hostname)
 	if c.lookupFailed(subject, err) {
 		c.senders = c.publicAddrs()

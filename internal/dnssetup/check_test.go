@@ -394,4 +394,19 @@ func TestDomains(t *testing.T) {
 			t.Errorf("%q accepted", bad)
 		}
 	}
+	cfg.Domains = []string{"localhost"}
+	if got, err := Domains(cfg, nil); err == nil {
+		t.Errorf("only localhost: %q", got)
+	}
+}
+
+// TestCheckBareHostname: the default host name is the machine's, often not
+// a public name, and the check says where to set one.
+func TestCheckBareHostname(t *testing.T) {
+	s, _ := newSetup(t, publicListen, false)
+	s.Hostname = "myhost"
+	got := check(t, s, smtptest.NewDNS(t), []string{"example.test"})
+	if r := got["myhost A/AAAA"]; r.Status != Fail || !strings.Contains(r.Text, `fix: set hostname = "mx.example.org"`) {
+		t.Errorf("%v", r)
+	}
 }

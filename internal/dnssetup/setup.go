@@ -5,6 +5,7 @@
 package dnssetup
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -56,7 +57,11 @@ func New(cfg *config.Config, keys *dkim.Keys) *Setup {
 // configuration's local domains but "localhost", which no DNS serves.
 func Domains(cfg *config.Config, args []string) ([]string, error) {
 	if len(args) == 0 {
-		return slices.DeleteFunc(slices.Clone(cfg.Domains), func(d string) bool { return d == "localhost" }), nil
+		ds := slices.DeleteFunc(slices.Clone(cfg.Domains), func(d string) bool { return d == "localhost" })
+		if len(ds) == 0 {
+			return nil, errors.New("no domain: the configuration's domains are only localhost; name the domains, or set domains")
+		}
+		return ds, nil
 	}
 	var out []string
 	for _, a := range args {
