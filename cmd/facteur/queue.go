@@ -95,19 +95,20 @@ func printQueue(w io.Writer, envs []queue.Envelope, now time.Time) {
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tAGE\tSIZE\tFROM\tATTEMPTS\tNEXT ATTEMPT")
+	fmt.Fprintln(tw, "ID\tAGE\tSIZE\tORIGIN\tFROM\tATTEMPTS\tNEXT ATTEMPT")
 	for _, e := range envs {
 		next := "now"
 		if d := e.NextAttempt.Sub(now); d > 0 {
 			next = "in " + d.Round(time.Second).String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t<%s>\t%d\t%s\n", e.ID, now.Sub(e.Arrival).Round(time.Second), e.Size, e.From, e.Attempts, next)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t<%s>\t%d\t%s\n", e.ID, now.Sub(e.Arrival).Round(time.Second), e.Size, or(string(e.Origin), "-"),
+			e.From, e.Attempts, next)
 		for _, r := range e.Rcpts {
 			last := ""
 			if r.LastError != "" {
 				last = strings.TrimSpace(fmt.Sprintf("last: %d %s %s (%s)", r.Code, r.Enhanced, oneLine(r.LastError), r.Host))
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t\t\t\t%s\n", r.Addr, r.State, last)
+			fmt.Fprintf(tw, "  %s\t%s\t\t\t\t\t%s\n", r.Addr, r.State, last)
 		}
 	}
 	tw.Flush()

@@ -23,7 +23,7 @@ func (d *Daemon) pickup(ctx context.Context) {
 		id := queue.NewID()
 		received := fmt.Sprintf("Received: by %s (facteur, from the local maildrop) id %s;\r\n\t%s\r\n",
 			d.config().Hostname, id, time.Now().Format(time.RFC1123Z))
-		return d.queue.Enqueue(queue.Message{ID: id, From: env.From, Rcpts: env.Rcpts}, []byte(received), body, nil)
+		return d.queue.Enqueue(queue.Message{ID: id, From: env.From, Origin: queue.FromSendmail, Rcpts: env.Rcpts}, []byte(received), body, nil)
 	}
 	t := time.NewTicker(pickupEvery)
 	defer t.Stop()

@@ -36,7 +36,7 @@ func enqueueAll(b *testing.B, q *Queue) {
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			m := Message{ID: NewID(), From: "alice@sender.test", Rcpts: []string{"bob@dest.test"}}
+			m := Message{Origin: FromRelay, ID: NewID(), From: "alice@sender.test", Rcpts: []string{"bob@dest.test"}}
 			if err := q.Enqueue(m, header, bytes.NewReader(body), nil); err != nil {
 				b.Error(err)
 				return

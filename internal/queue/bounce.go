@@ -69,7 +69,7 @@ func (q *Queue) notify(kind string, env *Envelope, off int64, idx []int, now tim
 		return
 	}
 	id := NewID()
-	if err := q.Enqueue(Message{ID: id, Rcpts: []string{env.From}}, nil, bytes.NewReader(msg), nil); err != nil {
+	if err := q.Enqueue(Message{ID: id, Origin: FromFacteur, Rcpts: []string{env.From}}, nil, bytes.NewReader(msg), nil); err != nil {
 		q.log.Error("queue: storing "+kind, "id", env.ID, "err", err)
 		return
 	}

@@ -18,6 +18,32 @@ const (
 	Failed  State = "failed"  // given up on; the sender was told (or the null sender was not)
 )
 
+// Origin is how a message entered the queue; it decides whether the
+// message is ours to DKIM-sign.
+type Origin string
+
+const (
+	FromRelay      Origin = "relay"      // the relay listener (trusted networks, and sendmail while the server runs)
+	FromSubmission Origin = "submission" // a session after AUTH
+	FromSendmail   Origin = "sendmail"   // the maildrop, which sendmail fills while the server is down
+	FromFacteur    Origin = "facteur"    // written here: bounces and delay warnings
+	FromMX         Origin = "mx"         // an MX listener: another domain's mail, never signed by us
+)
+
+// Signs reports whether mail of this origin is DKIM-signed when its From
+// domain has a key: all but what came in from other domains' servers. ""
+// is an envelope written before origins were recorded, when only the
+// signed origins reached the queue.
+func (o Origin) Signs() bool { return o != FromMX }
+
+func (o Origin) valid() bool {
+	switch o {
+	case FromRelay, FromSubmission, FromSendmail, FromFacteur, FromMX:
+		return true
+	}
+	return false
+}
+
 // Envelope is what the spool keeps with each message: who sent it, each
 // recipient's state, and when to try next. The message file starts with it
 // as enqueued; an attempt that leaves work to do writes it whole and
@@ -25,6 +51,7 @@ const (
 type Envelope struct {
 	ID          string    `json:"id"`
 	From        string    `json:"from"` // "" is the null sender: a bounce
+	Origin      Origin    `json:"origin,omitempty"`
 	Arrival     time.Time `json:"arrival"`
 	Size        int64     `json:"size,omitempty"` // of the message bytes; not in the message file's line
 	EightBit    bool      `json:"8bitmime,omitempty"`
@@ -93,6 +120,8 @@ func parseEnvelope(b []byte, id string) (*Envelope, error) {
 		return nil, errors.New("no arrival time")
 	case e.Size < 0 || e.Attempts < 0:
 		return nil, errors.New("negative size or attempts")
+	case e.Origin != "" && !e.Origin.valid():
+		return nil, fmt.Errorf("unknown origin %q", e.Origin)
 	}
 	for _, r := range e.Rcpts {
 		switch r.State {

@@ -42,6 +42,7 @@ func TestParseEnvelope(t *testing.T) {
 		"CR in rcpt":   func(e *Envelope) { e.Rcpts[0].Addr = "c@d.test\r\nRCPT TO:<x@y>" },
 		"LF in sender": func(e *Envelope) { e.From = "a@b.test\nx" },
 		"negative":     func(e *Envelope) { e.Attempts = -1 },
+		"bad origin":   func(e *Envelope) { e.Origin = "elsewhere" },
 	} {
 		e := *good
 		e.Rcpts = append([]Rcpt(nil), good.Rcpts...)
@@ -71,7 +72,7 @@ func TestParseEnvelope(t *testing.T) {
 // be exactly what follows the line.
 func FuzzParseEnvelope(f *testing.F) {
 	id := "0F3KX5ZQ8N7M2A1B"
-	seed := &Envelope{ID: id, From: "alice@example.net", Arrival: time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC),
+	seed := &Envelope{ID: id, From: "alice@example.net", Origin: FromSubmission, Arrival: time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC),
 		Size: 1234, EightBit: true, Attempts: 3, NextAttempt: time.Date(2026, 1, 2, 4, 0, 0, 0, time.FixedZone("", 3600)),
 		Rcpts: []Rcpt{
 			{Addr: "bob@example.org", State: Pending, Code: 451, Enhanced: "4.2.0", LastError: "busy", Host: "mx.example.org",
@@ -147,7 +148,7 @@ func FuzzParseEnvelope(f *testing.F) {
 
 // sameEnvelope compares two envelopes, times by instant.
 func sameEnvelope(a, b *Envelope) bool {
-	if a.ID != b.ID || a.From != b.From || !a.Arrival.Equal(b.Arrival) || a.Size != b.Size || a.EightBit != b.EightBit ||
+	if a.ID != b.ID || a.From != b.From || a.Origin != b.Origin || !a.Arrival.Equal(b.Arrival) || a.Size != b.Size || a.EightBit != b.EightBit ||
 		a.SMTPUTF8 != b.SMTPUTF8 || a.Attempts != b.Attempts || !a.NextAttempt.Equal(b.NextAttempt) || len(a.Rcpts) != len(b.Rcpts) {
 		return false
 	}

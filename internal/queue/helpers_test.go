@@ -23,6 +23,7 @@ type call struct {
 	ids    []string
 	froms  []string
 	rcpts  [][]string
+	dkim   []bool
 	data   [][]byte // what msg.Open() gave, read whole
 }
 
@@ -86,6 +87,7 @@ func (f *fakeTransport) Deliver(ctx context.Context, domain string, msgs []*remo
 		c.ids = append(c.ids, m.ID)
 		c.froms = append(c.froms, m.From)
 		c.rcpts = append(c.rcpts, slices.Clone(m.Rcpts))
+		c.dkim = append(c.dkim, m.DKIM)
 	}
 	f.mu.Lock()
 	f.n[domain]++
@@ -244,7 +246,7 @@ func enqueue(t testing.TB, q *Queue, from string, rcpts ...string) (string, []by
 	id := NewID()
 	header := []byte("Received: from client.test by mx.facteur.test with " + id + "\r\n")
 	body := "From: <" + from + ">\r\nTo: " + strings.Join(rcpts, ", ") + "\r\nSubject: test " + id + "\r\n\r\nHello.\r\n"
-	if err := q.Enqueue(Message{ID: id, From: from, Rcpts: rcpts}, header, strings.NewReader(body), nil); err != nil {
+	if err := q.Enqueue(Message{Origin: FromRelay, ID: id, From: from, Rcpts: rcpts}, header, strings.NewReader(body), nil); err != nil {
 		t.Fatalf("Enqueue: %v", err)
 	}
 	return id, append(header, body...)

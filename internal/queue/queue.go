@@ -117,6 +117,7 @@ func Open(cfg Config) (*Queue, error) {
 type Message struct {
 	ID       string
 	From     string
+	Origin   Origin
 	Rcpts    []string
 	EightBit bool
 	SMTPUTF8 bool
@@ -133,7 +134,7 @@ type Message struct {
 // 4xx, covers every copy.
 func (q *Queue) Enqueue(m Message, header []byte, body io.Reader, also func(stored io.Reader) error) error {
 	now := time.Now()
-	env := &Envelope{ID: m.ID, From: m.From, Arrival: now, NextAttempt: now, EightBit: m.EightBit, SMTPUTF8: m.SMTPUTF8}
+	env := &Envelope{ID: m.ID, From: m.From, Origin: m.Origin, Arrival: now, NextAttempt: now, EightBit: m.EightBit, SMTPUTF8: m.SMTPUTF8}
 	seen := map[string]bool{}
 	for _, r := range m.Rcpts {
 		if k := strings.ToLower(r); !seen[k] {
@@ -141,8 +142,8 @@ func (q *Queue) Enqueue(m Message, header []byte, body io.Reader, also func(stor
 			env.Rcpts = append(env.Rcpts, Rcpt{Addr: r, State: Pending})
 		}
 	}
-	if len(env.Rcpts) == 0 || !validID(m.ID) {
-		return errors.New("queue: enqueue needs a valid id and recipients")
+	if len(env.Rcpts) == 0 || !validID(m.ID) || !m.Origin.valid() {
+		return errors.New("queue: enqueue needs a valid id, recipients and origin")
 	}
 	off, err := q.sp.store(env, header, body)
 	if err != nil {
@@ -252,6 +253,7 @@ func (q *Queue) startJob(ctx context.Context, domain string, dw *domainWork, bat
 	for i, it := range batch {
 		env, off := it.e.env, it.e.off
 		m := &remote.Message{ID: env.ID, From: env.From, Size: env.Size, EightBit: env.EightBit, SMTPUTF8: env.SMTPUTF8,
+			DKIM: env.Origin.Signs(),
 			Open: func() (io.ReadCloser, error) { return q.sp.open(env.ID, off, env.Size) }}
 		for _, r := range it.rcpts {
 			m.Rcpts = append(m.Rcpts, env.Rcpts[r].Addr)
@@ -308,8 +310,12 @@ func (q *Queue) apply(e *entry, i int, res remote.Result, now time.Time) {
 	default:
 		q.cfg.Metrics.Delivery("deferred", res.TLS)
 	}
-	q.log.Info("delivery", "id", e.env.ID, "rcpt", r.Addr, "result", res.Status.String(), "host", res.Host,
-		"tls", res.TLS, "code", res.Code, "enhanced", res.Enhanced, "text", res.Text)
+	attrs := []any{"id", e.env.ID, "rcpt", r.Addr, "result", res.Status.String(), "host", res.Host,
+		"tls", res.TLS, "code", res.Code, "enhanced", res.Enhanced, "text", res.Text}
+	if res.DKIM != "" {
+		attrs = append(attrs, "dkim", res.DKIM)
+	}
+	q.log.Info("delivery", attrs...)
 }
 
 // finish ends a round of attempts for e, which no one else holds now:

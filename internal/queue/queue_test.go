@@ -27,7 +27,7 @@ func TestEnqueueDurableThenDelivered(t *testing.T) {
 	id := NewID()
 	header := []byte("Received: from client.test\r\n")
 	body := "Subject: hi\r\n\r\nBody with an 8-bit octet \xe9 and no final newline"
-	err := q.Enqueue(Message{ID: id, From: "alice@sender.test", Rcpts: []string{"bob@dest.test", "BOB@dest.test", "carol@dest.test"}, EightBit: true},
+	err := q.Enqueue(Message{Origin: FromRelay, ID: id, From: "alice@sender.test", Rcpts: []string{"bob@dest.test", "BOB@dest.test", "carol@dest.test"}, EightBit: true},
 		header, strings.NewReader(body), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -84,7 +84,7 @@ func TestEnqueueBodyErrorLeavesNothing(t *testing.T) {
 	q := openQueue(t, testConfig(dir, newFake()))
 	boom := errors.New("client went away")
 	body := io.MultiReader(strings.NewReader("Subject: x\r\n\r\nhalf a bo"), iotest.ErrReader(boom))
-	err := q.Enqueue(Message{ID: NewID(), From: "a@b.test", Rcpts: []string{"c@d.test"}}, []byte("Received: x\r\n"), body, nil)
+	err := q.Enqueue(Message{Origin: FromRelay, ID: NewID(), From: "a@b.test", Rcpts: []string{"c@d.test"}}, []byte("Received: x\r\n"), body, nil)
 	if !errors.Is(err, boom) {
 		t.Fatalf("Enqueue error = %v, want one wrapping %v", err, boom)
 	}
@@ -100,9 +100,11 @@ func TestEnqueueRefusesBadInput(t *testing.T) {
 	dir := t.TempDir()
 	q := openQueue(t, testConfig(dir, newFake()))
 	for _, m := range []Message{
-		{ID: "not-an-id", From: "a@b.test", Rcpts: []string{"c@d.test"}},
-		{ID: "../../etc/passwd", From: "a@b.test", Rcpts: []string{"c@d.test"}},
-		{ID: NewID(), From: "a@b.test"},
+		{Origin: FromRelay, ID: "not-an-id", From: "a@b.test", Rcpts: []string{"c@d.test"}},
+		{Origin: FromRelay, ID: "../../etc/passwd", From: "a@b.test", Rcpts: []string{"c@d.test"}},
+		{Origin: FromRelay, ID: NewID(), From: "a@b.test"},
+		{ID: NewID(), From: "a@b.test", Rcpts: []string{"c@d.test"}},
+		{Origin: "elsewhere", ID: NewID(), From: "a@b.test", Rcpts: []string{"c@d.test"}},
 	} {
 		if err := q.Enqueue(m, nil, strings.NewReader("x"), nil); err == nil {
 			t.Errorf("Enqueue(%+v) accepted", m)
@@ -120,7 +122,7 @@ func TestEnqueueAlso(t *testing.T) {
 
 	var seen []byte
 	id := NewID()
-	err := q.Enqueue(Message{ID: id, From: "a@b.test", Rcpts: []string{"c@d.test"}}, []byte("H: 1\r\n"), strings.NewReader("\r\nbody\r\n"),
+	err := q.Enqueue(Message{Origin: FromRelay, ID: id, From: "a@b.test", Rcpts: []string{"c@d.test"}}, []byte("H: 1\r\n"), strings.NewReader("\r\nbody\r\n"),
 		func(stored io.Reader) error {
 			var err error
 			seen, err = io.ReadAll(stored)
@@ -135,7 +137,7 @@ func TestEnqueueAlso(t *testing.T) {
 
 	local := errors.New("maildir full")
 	id2 := NewID()
-	err = q.Enqueue(Message{ID: id2, From: "a@b.test", Rcpts: []string{"c@d.test"}}, nil, strings.NewReader("x\r\n"),
+	err = q.Enqueue(Message{Origin: FromRelay, ID: id2, From: "a@b.test", Rcpts: []string{"c@d.test"}}, nil, strings.NewReader("x\r\n"),
 		func(io.Reader) error { return local })
 	if !errors.Is(err, local) {
 		t.Fatalf("Enqueue error = %v, want %v", err, local)
@@ -261,6 +263,9 @@ func TestPermanentFailureBounced(t *testing.T) {
 	if back[0].froms[0] != "" || !slices.Equal(back[0].rcpts[0], []string{"alice@sender.test"}) {
 		t.Errorf("bounce from %q to %v, want from <> to alice", back[0].froms[0], back[0].rcpts[0])
 	}
+	if !back[0].dkim[0] {
+		t.Error("the bounce, written by facteur, is not to be DKIM-signed")
+	}
 	h, human, status := bounceParts(t, back[0].data[0])
 	if !strings.Contains(h.Get("To"), "alice@sender.test") {
 		t.Errorf("bounce To: %q", h.Get("To"))
@@ -359,6 +364,37 @@ func readableUntil(t *testing.T, status string) string {
 		t.Errorf("Will-Retry-Until %q (%v): want arrival + lifetime", date, err)
 	}
 	return date
+}
+
+// TestOriginDecidesSigning: the origin is kept in the envelope, and mail
+// that came in from another domain's server is never handed over for
+// signing; an envelope from before origins were kept is.
+func TestOriginDecidesSigning(t *testing.T) {
+	dir := t.TempDir()
+	legacy := &Envelope{ID: NewID(), From: "a@sender.test", Arrival: time.Now(), Rcpts: []Rcpt{{Addr: "old@dest.test", State: Pending}}}
+	writeMsg(t, dir, legacy, "From: a@sender.test\r\n\r\nold\r\n")
+	tr := newFake()
+	q := openQueue(t, testConfig(dir, tr))
+	ids := map[Origin]string{"": legacy.ID}
+	for _, o := range []Origin{FromMX, FromSubmission} {
+		ids[o] = NewID()
+		if err := q.Enqueue(Message{Origin: o, ID: ids[o], From: "a@sender.test", Rcpts: []string{string(o) + "@dest.test"}}, nil,
+			strings.NewReader("From: a@sender.test\r\n\r\nx\r\n"), nil); err != nil {
+			t.Fatal(err)
+		}
+		if env := readEnv(t, dir, ids[o]); env.Origin != o {
+			t.Errorf("origin on disk %q, want %q", env.Origin, o)
+		}
+	}
+	run(t, q)
+	waitFor(t, "three deliveries", func() bool { return len(tr.deliveries()) == 3 })
+	for _, c := range tr.callList() {
+		for i, id := range c.ids {
+			if want := id != ids[FromMX]; c.dkim[i] != want {
+				t.Errorf("message to %s: DKIM %t, want %t", c.rcpts[i], c.dkim[i], want)
+			}
+		}
+	}
 }
 
 func TestBounceNeverBounced(t *testing.T) {
@@ -610,7 +646,7 @@ func TestEnqueueEnvelopeTooLarge(t *testing.T) {
 	for i := 0; len(rcpts)*300 < maxHead; i++ {
 		rcpts = append(rcpts, fmt.Sprintf("%s%d@dest.test", strings.Repeat("r", 280), i))
 	}
-	if err := q.Enqueue(Message{ID: NewID(), From: "a@b.test", Rcpts: rcpts}, nil, strings.NewReader("x\r\n"), nil); err == nil {
+	if err := q.Enqueue(Message{Origin: FromRelay, ID: NewID(), From: "a@b.test", Rcpts: rcpts}, nil, strings.NewReader("x\r\n"), nil); err == nil {
 		t.Error("Enqueue accepted an envelope over maxHead")
 	}
 	if f := files(t, dir); len(f) != 0 {
@@ -887,7 +923,7 @@ func TestEnqueueDuplicateID(t *testing.T) {
 	tr := newFake()
 	q := openQueue(t, testConfig(dir, tr))
 	id, data := enqueue(t, q, "alice@sender.test", "bob@dest.test")
-	err := q.Enqueue(Message{ID: id, From: "mallory@sender.test", Rcpts: []string{"eve@dest.test"}}, nil, strings.NewReader("other\r\n"), nil)
+	err := q.Enqueue(Message{Origin: FromRelay, ID: id, From: "mallory@sender.test", Rcpts: []string{"eve@dest.test"}}, nil, strings.NewReader("other\r\n"), nil)
 	if !errors.Is(err, os.ErrExist) {
 		t.Errorf("Enqueue of a queued id = %v, want an error wrapping ErrExist", err)
 	}

@@ -39,7 +39,7 @@ func TestSpentFileReused(t *testing.T) {
 	} {
 		id := NewID()
 		header := []byte("Received: test\r\n")
-		if err := q.Enqueue(Message{ID: id, From: "a@sender.test", Rcpts: []string{"c@dest.test"}}, header, strings.NewReader(body), nil); err != nil {
+		if err := q.Enqueue(Message{Origin: FromRelay, ID: id, From: "a@sender.test", Rcpts: []string{"c@dest.test"}}, header, strings.NewReader(body), nil); err != nil {
 			t.Fatal(err)
 		}
 		want := append(header, body...)
@@ -102,7 +102,7 @@ func TestSparesRestartRemoveAndSize(t *testing.T) {
 	run(t, q)
 	big := NewID()
 	body := strings.NewReader("Subject: big\r\n\r\n" + strings.Repeat("x", maxSpareSize))
-	if err := q.Enqueue(Message{ID: big, From: "a@sender.test", Rcpts: []string{"c@dest.test"}}, nil, body, nil); err != nil {
+	if err := q.Enqueue(Message{Origin: FromRelay, ID: big, From: "a@sender.test", Rcpts: []string{"c@dest.test"}}, nil, body, nil); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the spool to empty", emptySpool(t, dir))

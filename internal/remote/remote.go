@@ -104,6 +104,11 @@ type Message struct {
 
 	EightBit bool // the body needs 8BITMIME
 	SMTPUTF8 bool // the message needs SMTPUTF8 (non-ASCII addresses always do)
+
+	// DKIM: the message is ours or our users' (not another domain's mail
+	// passing through), to be signed when its From domain has a key. The
+	// daemon's transport signs it, wrapping Open.
+	DKIM bool
 }
 
 // Status is the outcome for one recipient.
@@ -139,6 +144,7 @@ type Result struct {
 	Text     string // the remote reply text, or our reason
 	Host     string // the MX host the result came from, "" if none was reached
 	TLS      bool   // the session with Host was encrypted
+	DKIM     string // the signatures the message carried, "domain/selector,..."; set by the signer, for the log
 }
 
 func (c *Client) connectTimeout() time.Duration {

@@ -5,7 +5,12 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	"facteur/internal/queue"
 )
+
+// aliceMsg is msg as alice writes it: From her own address.
+var aliceMsg = strings.Replace(msg, "From: a@example.org", "From: Alice <alice@example.test>", 1)
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
 
@@ -33,7 +38,7 @@ func TestSubmissionNeedsTLSThenAuth(t *testing.T) {
 		t.Errorf("MAIL before AUTH: %q", text)
 	}
 	c.must("AUTH PLAIN "+b64("\x00alice\x00wonderland"), 235)
-	code, text := c.send("alice@example.test", []string{"friend@remote.test", "bob@example.test"}, msg)
+	code, text := c.send("alice@example.test", []string{"friend@remote.test", "bob@example.test"}, aliceMsg)
 	if code != 250 {
 		t.Fatalf("DATA: %d %s", code, text)
 	}
@@ -133,10 +138,58 @@ func TestLoopbackMayAuthWithoutTLS(t *testing.T) {
 		t.Errorf("AUTH not offered to a loopback client:\n%s", ehlo)
 	}
 	c.must("AUTH PLAIN "+b64("\x00alice\x00wonderland"), 235)
-	if code, _ := c.send("alice@example.test", []string{"x@remote.test"}, msg); code != 250 {
+	if code, _ := c.send("alice@example.test", []string{"x@remote.test"}, aliceMsg); code != 250 {
 		t.Fatalf("DATA: %d", code)
 	}
-	if q := e.queue.all(); len(q) != 1 || !strings.Contains(q[0].data, "with ESMTPA id") {
+	if q := e.queue.all(); len(q) != 1 || !strings.Contains(q[0].data, "with ESMTPA id") || q[0].m.Origin != queue.FromSubmission {
 		t.Errorf("queued: %+v", q)
+	}
+}
+
+// TestSubmissionFromHeaderMustBeTheUsers: a logged-in user's From: header
+// addresses must all be theirs, as the envelope sender must; otherwise the
+// message is refused whole (no remote copy queued, no local copy stored)
+// and the session goes on. The relay listener is trusted with any From.
+func TestSubmissionFromHeaderMustBeTheUsers(t *testing.T) {
+	e := newEnv(t)
+	c := dialTLS(t, e.smtps, e.clientT)
+	c.must("EHLO phone", 250)
+	c.must("AUTH PLAIN "+b64("\x00alice\x00wonderland"), 235)
+	rcpts := []string{"friend@remote.test", "bob@example.test"}
+	for _, tc := range []struct {
+		from string // the header lines
+		code int
+		enh  string
+	}{
+		{"From: a@example.org\r\n", 553, "5.7.1"},
+		{"From: Alice <alice@example.test>, Bob <bob@example.test>\r\n", 553, "5.7.1"},
+		{"From: Alice <alice@example.test>\r\nFrom: bob@example.test\r\n", 553, "5.7.1"},
+		{"From: Alice\r\n <alice@example.test>,\r\n\tmallory@elsewhere.org\r\n", 553, "5.7.1"},
+		{"FROM: alice@elsewhere.org\r\n", 553, "5.7.1"},
+		{"From: not an address\r\n", 550, "5.6.0"},
+		{"From: =?iso-8859-1?Q?Alice_L=E9ger?= <ALICE@Example.Test>\r\n", 250, "2.0.0"},
+		{"From: alice@example.test\r\nSender: someone@elsewhere.org\r\n", 250, "2.0.0"},
+	} {
+		data := tc.from + "To: friend@remote.test\r\nSubject: hi\r\n\r\nFrom: a@example.org is only body text.\r\n"
+		code, text := c.send("alice@example.test", rcpts, data)
+		if code != tc.code || !strings.HasPrefix(text, tc.enh) {
+			t.Errorf("%q: %d %s, want %d %s", tc.from, code, text, tc.code, tc.enh)
+		}
+	}
+	if q := e.queue.all(); len(q) != 2 {
+		t.Errorf("%d messages queued, want only the 2 accepted", len(q))
+	}
+	if got := e.files(t, "robert", "new"); len(got) != 2 {
+		t.Errorf("%d local copies, want only the 2 accepted", len(got))
+	}
+
+	r := dial(t, e.relay)
+	r.must("EHLO app", 250)
+	if code, text := r.send("alice@example.test", []string{"x@remote.test"}, msg); code != 250 {
+		t.Errorf("relay with someone else's From: %d %s", code, text)
+	}
+	q := e.queue.all()
+	if len(q) != 3 || q[2].m.Origin != queue.FromRelay || q[0].m.Origin != queue.FromSubmission {
+		t.Errorf("origins: %+v", q)
 	}
 }

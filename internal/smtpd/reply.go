@@ -8,6 +8,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"facteur/internal/durable"
+	"facteur/internal/header"
 )
 
 // reply builds an SMTP reply whose enhanced code always has the class of
@@ -44,6 +45,8 @@ func toReply(err error, id string) *smtp.SMTPError {
 		return reply(550, 6, 0, "Message refused: NUL character in message data (RFC 5321 4.5.2)")
 	case errors.Is(err, errLongHeader):
 		return reply(550, 6, 0, "Message refused: header line longer than 998 octets (RFC 5322 2.1.1)")
+	case errors.Is(err, header.ErrTooLong):
+		return reply(550, 6, 0, "Message refused: From: header field too long to check")
 	case errors.Is(err, smtp.ErrTooLongLine):
 		// go-smtp closes the connection after this reply, as it does for
 		// an over-long command line.

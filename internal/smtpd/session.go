@@ -9,6 +9,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"facteur/internal/header"
 	"facteur/internal/maildir"
 	"facteur/internal/queue"
 )
@@ -136,7 +137,11 @@ func (s *session) Data(r io.Reader) error {
 		return err
 	}
 	body := &counting{r: &strictCRLF{r: r}}
-	if err := s.store(id, t.received(), body); err != nil {
+	var data io.Reader = body
+	if s.authUser != "" {
+		data = header.Watch(body, "From", s.checkFrom)
+	}
+	if err := s.store(id, t.received(), data); err != nil {
 		rep := toReply(err, id)
 		if desync(err) {
 			// The rest of the message may still be on its way: read as
@@ -176,8 +181,39 @@ func (s *session) store(id, received string, body io.Reader) error {
 			return err
 		}
 	}
-	m := queue.Message{ID: id, From: s.from, Rcpts: s.remote, EightBit: s.eightBit, SMTPUTF8: s.utf8}
+	m := queue.Message{ID: id, From: s.from, Origin: s.origin(), Rcpts: s.remote, EightBit: s.eightBit, SMTPUTF8: s.utf8}
 	return s.srv.opts.Queue.Enqueue(m, []byte(received), body, local)
+}
+
+// origin is how the session's mail enters the queue, which decides
+// whether it is DKIM-signed.
+func (s *session) origin() queue.Origin {
+	switch {
+	case s.authUser != "":
+		return queue.FromSubmission
+	case s.role == Relay:
+		return queue.FromRelay
+	}
+	return queue.FromMX
+}
+
+// checkFrom holds a logged-in user to the From header as Mail holds them
+// to the envelope sender: a DKIM signature of ours must never vouch for a
+// From that is not the user's.
+func (s *session) checkFrom(values []string) error {
+	for _, v := range values {
+		addrs, err := header.Addresses(v)
+		if err != nil || len(addrs) == 0 {
+			return reply(550, 6, 0, "Message refused: the From: header field does not parse as addresses")
+		}
+		for _, a := range addrs {
+			local, domain, bad := splitAddress(a.Address)
+			if bad != nil || !s.owns(local, domain) {
+				return reply(553, 7, 1, "From: address <%s> is not owned by user %s", printable(a.Address), s.authUser)
+			}
+		}
+	}
+	return nil
 }
 
 // spaceCheck refuses new mail while the disk is below its free-space floor.

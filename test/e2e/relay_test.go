@@ -145,7 +145,8 @@ func TestRelayRetriesTransientFailureAndNeverSendsTwice(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := w.waitQueue(func(s string) bool { return strings.Contains(s, "try again later") }, "deferred")
-	if !strings.Contains(out, "bob@remote.test") || !strings.Contains(out, "pending") || !strings.Contains(out, "451 4.3.0") {
+	if !strings.Contains(out, "bob@remote.test") || !strings.Contains(out, "pending") || !strings.Contains(out, "451 4.3.0") ||
+		!strings.Contains(out, " relay ") {
 		t.Errorf("queue list:\n%s", out)
 	}
 	broken.Store(false)

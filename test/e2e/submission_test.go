@@ -66,7 +66,16 @@ func TestSubmissionWithAUTHRelaysToRemoteMX(t *testing.T) {
 	if !errors.As(err, &se) || se.Code != 553 {
 		t.Fatalf("forged sender: %v", err)
 	}
-	if err := c.SendMail("alice@example.test", []string{"friend@remote.test"}, strings.NewReader(message)); err != nil {
+	// A DKIM signature must never vouch for a From that is not the user's.
+	err = c.SendMail("alice@example.test", []string{"friend@remote.test"}, strings.NewReader(message))
+	if !errors.As(err, &se) || se.Code != 553 || se.EnhancedCode != (smtp.EnhancedCode{5, 7, 1}) {
+		t.Fatalf("forged From: header: %v", err)
+	}
+	if out := w.queueList(); !emptyQueue(out) {
+		t.Fatalf("the message with a forged From: was queued:\n%s", out)
+	}
+	fromAlice := strings.Replace(message, "From: <a@example.org>", "From: Alice <alice@example.test>", 1)
+	if err := c.SendMail("alice@example.test", []string{"friend@remote.test"}, strings.NewReader(fromAlice)); err != nil {
 		t.Fatal(err)
 	}
 	mx.Wait(t, 1, 20*time.Second)
