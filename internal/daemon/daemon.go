@@ -22,6 +22,7 @@ import (
 
 	"facteur/internal/config"
 	"facteur/internal/ctl"
+	"facteur/internal/dkim"
 	"facteur/internal/durable"
 	"facteur/internal/logging"
 	"facteur/internal/maildir"
@@ -55,6 +56,8 @@ type Daemon struct {
 	stopping atomic.Bool
 	addrs    map[string][]net.Addr
 	pprof    *http.Server // nil unless [debug] pprof is set
+	// keys are the DKIM keys in force, swapped whole by a reload.
+	keys atomic.Pointer[dkim.Keys]
 }
 
 // Start does everything that can fail because of the configuration, so
@@ -101,11 +104,17 @@ func Start(cfg *config.Config, logs *logging.Log, readConfig func() (*config.Con
 	} else if n > 0 {
 		log.Info("removed stale Maildir tmp files", "count", n)
 	}
+	keys, err := dkim.Load(cfg.DKIM.KeysDir)
+	if err != nil {
+		return nil, err
+	}
 	d := &Daemon{readConfig: readConfig, logs: logs, log: log, tls: ts, addrs: map[string][]net.Addr{}}
 	d.cfg.Store(cfg)
+	d.keys.Store(keys)
 	// The gauges read the queue, which is opened with the counters.
 	m := metrics.New(func() (int, time.Time) { return d.queue.Stats() })
-	if d.queue, d.remote, err = openQueue(cfg, log, store, d.users, m); err != nil {
+	sign := &signer{keys: d.signingKeys, metrics: m, log: log}
+	if d.queue, d.remote, err = openQueue(cfg, log, store, d.users, sign, m); err != nil {
 		return nil, err
 	}
 	if d.ctl, err = ctl.Listen(cfg.DataDir, d.queue, log); err != nil {
@@ -177,7 +186,13 @@ func (d *Daemon) config() *config.Config { return d.cfg.Load() }
 // users is the users map in force; the queue's local deliveries read it.
 func (d *Daemon) users() *users.Map { return d.smtp.Users() }
 
-func openQueue(cfg *config.Config, log *slog.Logger, store *maildir.Store, u func() *users.Map, m *metrics.Metrics) (*queue.Queue, *remote.Client, error) {
+// signingKeys are the DKIM keys in force and the lifetime of a signature.
+func (d *Daemon) signingKeys() (*dkim.Keys, time.Duration) {
+	return d.keys.Load(), d.config().DKIM.Expiration.Duration
+}
+
+func openQueue(cfg *config.Config, log *slog.Logger, store *maildir.Store, u func() *users.Map, sign *signer,
+	m *metrics.Metrics) (*queue.Queue, *remote.Client, error) {
 	dnsc, err := resolver.New(cfg.DNS, 0)
 	if err != nil {
 		return nil, nil, fmt.Errorf("dns: %w", err)
@@ -205,7 +220,7 @@ func openQueue(cfg *config.Config, log *slog.Logger, store *maildir.Store, u fun
 		Lifetime:     cfg.Outbound.Lifetime.Duration,
 		DelayWarning: cfg.Outbound.DelayWarning.Duration,
 		Sync:         cfg.SyncMode(),
-		Transport:    &transport{remote: client, maildir: store, users: u, hostname: cfg.Hostname},
+		Transport:    &transport{remote: client, maildir: store, users: u, sign: sign, hostname: cfg.Hostname},
 		Metrics:      m,
 		Log:          log,
 	})
@@ -242,7 +257,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	cfg := d.config()
 	d.log.Info("facteur started", "hostname", cfg.Hostname, "domains", strings.Join(cfg.Domains, ","),
 		"listen", strings.Join(listening, " "), "maildir_root", cfg.MaildirRoot, "users", d.smtp.Users().Len(),
-		"cert", cert, "certificate", d.tls.Describe(), "pid", os.Getpid())
+		"cert", cert, "certificate", d.tls.Describe(), "dkim", keyNames(d.keys.Load()), "pid", os.Getpid())
 	for {
 		select {
 		case <-ctx.Done():
@@ -318,12 +333,30 @@ func (d *Daemon) reload() {
 		d.smtp.SetPasswords(pw)
 		d.log.Info("reload: passwords", "file", cfg.PasswordsFile, "accounts", pw.Len())
 	}
+	if ks, err := dkim.Load(cfg.DKIM.KeysDir); err != nil {
+		d.log.Error("reload: dkim keys kept", "err", err)
+	} else {
+		d.keys.Store(ks)
+		d.log.Info("reload: dkim keys", "dir", cfg.DKIM.KeysDir, "keys", keyNames(ks))
+	}
 	if err := d.tls.Use(cfg.TLS.Cert, cfg.TLS.Key); err != nil {
 		d.log.Error("reload: certificate kept", "err", err)
 	} else {
 		cert, _ := d.tls.Files()
 		d.log.Info("reload: certificate", "file", cert, "certificate", d.tls.Describe())
 	}
+}
+
+// keyNames lists the DKIM keys as domain/selector, for the log.
+func keyNames(ks *dkim.Keys) string {
+	var names []string
+	for _, k := range ks.All() {
+		names = append(names, k.Domain+"/"+k.Selector)
+	}
+	if names == nil {
+		return "none"
+	}
+	return strings.Join(names, ",")
 }
 
 func loadPasswords(cfg *config.Config, log *slog.Logger) (*passwd.DB, error) {

@@ -16,13 +16,16 @@ type transport struct {
 	remote   *remote.Client
 	maildir  *maildir.Store
 	users    func() *users.Map
+	sign     *signer
 	hostname string
 }
 
 func (t *transport) Deliver(ctx context.Context, domain string, msgs []*remote.Message) [][]remote.Result {
 	u := t.users()
 	if !u.IsLocalDomain(domain) {
-		return t.remote.Deliver(ctx, domain, msgs)
+		return t.sign.deliver(msgs, func(msgs []*remote.Message) [][]remote.Result {
+			return t.remote.Deliver(ctx, domain, msgs)
+		})
 	}
 	out := make([][]remote.Result, len(msgs))
 	for i, m := range msgs {

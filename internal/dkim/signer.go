@@ -42,15 +42,16 @@ type Signed struct {
 	// Domain is the From domain, lower case; "" when the message has no
 	// From address that parses.
 	Domain string
-	// Keys are the keys that signed, in Header's order; none when no key
-	// is for Domain.
+	// Keys are the keys that signed, in Header's order (after a failure,
+	// those that were to sign); none when no key is for Domain.
 	Keys []*Key
 }
 
 // Sign reads msg (header and body, CRLF line endings) and signs it, relaxed
 // header and body, with every key of its From domain (see For), each
 // signature valid for expiration from now (0: no expiry). With no key for
-// the From domain it stops after the header and returns no signature.
+// the From domain it stops after the header and returns no signature. An
+// error after the From domain is known comes with the Signed so far.
 func (ks *Keys) Sign(msg io.Reader, expiration time.Duration) (*Signed, error) {
 	br := bufio.NewReader(msg)
 	raw, fields, ended, err := header.Read(br)
@@ -61,8 +62,8 @@ func (ks *Keys) Sign(msg io.Reader, expiration time.Duration) (*Signed, error) {
 	if s.Domain == "" {
 		return s, nil
 	}
-	keys := ks.For(s.Domain)
-	if len(keys) == 0 {
+	s.Keys = ks.For(s.Domain)
+	if len(s.Keys) == 0 {
 		return s, nil
 	}
 	if !ended {
@@ -82,19 +83,19 @@ func (ks *Keys) Sign(msg io.Reader, expiration time.Duration) (*Signed, error) {
 	if expiration > 0 {
 		opts.Expiration = time.Now().Add(expiration)
 	}
-	signers := make([]*msgauth.Signer, 0, len(keys))
+	signers := make([]*msgauth.Signer, 0, len(s.Keys))
 	defer func() {
 		for _, sg := range signers {
 			sg.Close() // after a failure: ends the library's goroutine
 		}
 	}()
-	ws := make([]io.Writer, 0, len(keys))
-	for _, k := range keys {
+	ws := make([]io.Writer, 0, len(s.Keys))
+	for _, k := range s.Keys {
 		o := opts
 		o.Domain, o.Selector, o.Signer = k.Domain, k.Selector, k.Signer
 		sg, err := msgauth.NewSigner(&o)
 		if err != nil {
-			return nil, fmt.Errorf("dkim: key %s: %w", k.File, err)
+			return s, fmt.Errorf("dkim: key %s: %w", k.File, err)
 		}
 		signers = append(signers, sg)
 		ws = append(ws, sg)
@@ -104,16 +105,17 @@ func (ks *Keys) Sign(msg io.Reader, expiration time.Duration) (*Signed, error) {
 		_, err = io.Copy(w, br)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("dkim: reading the message: %w", err)
+		return s, fmt.Errorf("dkim: reading the message: %w", err)
 	}
+	var hdr []byte
 	for i, sg := range signers {
 		if err := sg.Close(); err != nil {
-			return nil, fmt.Errorf("dkim: signing with key %s: %w", keys[i].File, err)
+			return s, fmt.Errorf("dkim: signing with key %s: %w", s.Keys[i].File, err)
 		}
-		s.Header = append(s.Header, sg.Signature()...)
+		hdr = append(hdr, sg.Signature()...)
 	}
 	signers = nil
-	s.Keys = keys
+	s.Header = hdr
 	return s, nil
 }
 

@@ -165,8 +165,11 @@ func TestSignFailureIsAnError(t *testing.T) {
 	ks := &Keys{byDomain: map[string][]*Key{
 		"example.org": {{Domain: "example.org", Selector: "s", File: "/keys/example.org/s.pem", Signer: failingKey{priv}}},
 	}}
-	_, err := ks.Sign(strings.NewReader(msg), time.Hour)
+	s, err := ks.Sign(strings.NewReader(msg), time.Hour)
 	if err == nil || !strings.Contains(err.Error(), "/keys/example.org/s.pem") || !strings.Contains(err.Error(), "token removed") {
 		t.Errorf("Sign with a failing key: %v", err)
+	}
+	if s == nil || s.Header != nil || s.Names() != "example.org/s" {
+		t.Errorf("after the failure: %+v, want the key that failed and no signature", s)
 	}
 }

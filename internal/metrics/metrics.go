@@ -21,6 +21,7 @@ type Metrics struct {
 	refused     *prometheus.CounterVec
 	deliveries  *prometheus.CounterVec
 	attempts    prometheus.Histogram
+	dkim        *prometheus.CounterVec
 }
 
 // QueueStats reports the queue's size and its oldest message's arrival.
@@ -42,12 +43,15 @@ func New(stats QueueStats) *Metrics {
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "facteur_deliveries_total", Help: "Outcomes of delivery attempts per recipient (sent, deferred, bounced), by TLS.",
 		}, []string{"result", "tls"}),
+		dkim: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "facteur_dkim_signatures_total", Help: "DKIM signatures made (signed) or that could not be made (failed), by signing domain.",
+		}, []string{"domain", "result"}),
 		attempts: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "facteur_delivery_attempt_seconds", Help: "Duration of one delivery attempt to one domain.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 12),
 		}),
 	}
-	m.reg.MustRegister(m.connections, m.accepted, m.refused, m.deliveries, m.attempts,
+	m.reg.MustRegister(m.connections, m.accepted, m.refused, m.deliveries, m.attempts, m.dkim,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "facteur_queue_messages", Help: "Messages in the queue.",
@@ -96,6 +100,14 @@ func (m *Metrics) Delivery(result string, tls bool) {
 func (m *Metrics) Attempt(d time.Duration) {
 	if m != nil {
 		m.attempts.Observe(d.Seconds())
+	}
+}
+
+// DKIMSignature counts one signature by a key of domain: "signed" or
+// "failed". Only domains with keys appear, so the label stays bounded.
+func (m *Metrics) DKIMSignature(domain, result string) {
+	if m != nil {
+		m.dkim.WithLabelValues(domain, result).Inc()
 	}
 }
 
