@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 
 	"facteur/internal/config"
+	"facteur/internal/dkim"
 	"facteur/internal/durable"
 	"facteur/internal/passwd"
 	"facteur/internal/tlsconf"
@@ -80,6 +81,20 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 	}
 	row("retries", fmt.Sprintf("backoff %s doubling to %s, %s, bounce after %s", o.MinBackoff, o.MaxBackoff, warning, o.Lifetime))
 	l := cfg.Limits
+	if ks, err := dkim.Load(cfg.DKIM.KeysDir); err != nil {
+		problems = append(problems, err)
+	} else if ks.Len() == 0 {
+		row("dkim", cfg.DKIM.KeysDir+": no keys, so mail goes out unsigned (facteur dkim keygen makes one)")
+	} else {
+		expiry := "signatures expire after " + cfg.DKIM.Expiration.String()
+		if cfg.DKIM.Expiration.Duration == 0 {
+			expiry = "signatures never expire"
+		}
+		row("dkim", cfg.DKIM.KeysDir+", "+expiry)
+		for _, k := range ks.All() {
+			row("dkim key", fmt.Sprintf("%s selector %s: %s, %d bits (%s)", k.Domain, k.Selector, k.Algorithm(), k.Bits(), k.File))
+		}
+	}
 	row("limits", fmt.Sprintf("message %d bytes, %d recipients, timeout %s, %d connections (%d per IP), min free %d bytes",
 		l.MaxMessageBytes, l.MaxRecipients, l.Timeout, l.MaxConnections, l.MaxConnectionsPerIP, l.MinFreeBytes))
 	row("metrics", or(cfg.Metrics.Listen, "off"))

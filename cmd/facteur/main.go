@@ -29,6 +29,7 @@ commands:
   queue     list, flush or remove queued messages: facteur queue list|flush|remove ID
   passwd    set a submission password: facteur passwd USER
   dns       the DNS records a domain needs: facteur dns records|check [DOMAIN...]
+  dkim      make a DKIM signing key: facteur dkim keygen --domain D [--algorithm rsa|ed25519]
   sendmail  the sendmail interface: facteur sendmail [-t] [-i] [-f FROM] [-F NAME] [RCPT...]
             (also when run through a link named sendmail)
   version   print the version
@@ -64,6 +65,8 @@ func run(args []string, stderr io.Writer) int {
 		return queueCmd(args, os.Stdout, stderr)
 	case "dns":
 		return dnsCmd(args, os.Stdout, stderr)
+	case "dkim":
+		return dkimCmd(args, os.Stdout, stderr)
 	case "version":
 		fmt.Println("facteur", versionString())
 		return 0
