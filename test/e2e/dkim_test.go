@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -310,4 +311,42 @@ func TestDKIMKeysReloadOnSIGHUP(t *testing.T) {
 func signedBy(msg, domain, selector string) bool {
 	sig := regexp.MustCompile(`(?m)^DKIM-Signature:[^\r\n]*(\r\n[ \t][^\r\n]*)*`).FindString(msg)
 	return strings.Contains(sig, " d="+domain+";") && strings.Contains(sig, " s="+selector+";")
+}
+
+// TestDKIMKeygenAsRootGivesTheKeyToTheServer: root's keygen writes a key
+// the server still reads after leaving root, at a SIGHUP.
+func TestDKIMKeygenAsRootGivesTheKeyToTheServer(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (CI runs as root)")
+	}
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Skip("no user nobody")
+	}
+	in := setup(t, "")
+	for _, d := range []string{filepath.Dir(in.dir), in.dir} {
+		if err := os.Chmod(d, 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// keys_dir outside data_dir, which the server would give to its user.
+	cfg := strings.Replace(readFile(t, filepath.Join(in.dir, "facteur.toml")), "run_as_root = true",
+		"user = \"nobody\"\n[dkim]\nkeys_dir = \"keys\"", 1)
+	in.writeFile("facteur.toml", cfg)
+	in.start()
+	in.keygen("--domain", "example.test", "--selector", "s", "--algorithm", "ed25519")
+	for _, p := range []string{"keys", "keys/example.test", "keys/example.test/s.pem"} {
+		fi, err := os.Stat(filepath.Join(in.dir, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if uid := fi.Sys().(*syscall.Stat_t).Uid; strconv.Itoa(int(uid)) != nobody.Uid {
+			t.Errorf("%s owned by uid %d, want nobody's %s", p, uid, nobody.Uid)
+		}
+	}
+	in.cmd.Process.Signal(syscall.SIGHUP)
+	waitLog(t, in, `"reload: dkim keys" dir=`)
+	if !strings.Contains(in.out.String(), "keys=example.test/s") {
+		t.Errorf("the server, as nobody, did not read the key:\n%s", in.out.String())
+	}
 }
