@@ -2,6 +2,7 @@ package header
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 	"strings"
@@ -98,4 +99,53 @@ func TestAddressesAnyCharset(t *testing.T) {
 	if _, err := Addresses("not an address"); err == nil {
 		t.Error("garbage parsed")
 	}
+}
+
+// FuzzWatchAgreesWithRead: however the bytes are cut into reads, Watch
+// passes them through unchanged and sees the same From values as Read.
+func FuzzWatchAgreesWithRead(f *testing.F) {
+	f.Add([]byte(msg), uint8(7))
+	f.Add([]byte("From: a@b\r\n continued\r\n\r\n"), uint8(1))
+	f.Add([]byte("From: a@b"), uint8(3))
+	f.Add([]byte("\r\nFrom: body"), uint8(2))
+	f.Fuzz(func(t *testing.T, data []byte, cut uint8) {
+		_, fields, _, err := Read(bufio.NewReader(bytes.NewReader(data)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []string
+		for _, fl := range fields {
+			if strings.EqualFold(fl.Name, "from") {
+				want = append(want, fl.Value)
+			}
+		}
+		var got []string
+		calls := 0
+		r := Watch(&chunked{data: data, n: int(cut%16) + 1}, "from", func(v []string) error {
+			got, calls = v, calls+1
+			return nil
+		})
+		out, err := io.ReadAll(r)
+		if errors.Is(err, ErrTooLong) {
+			return
+		}
+		if err != nil || !bytes.Equal(out, data) || calls != 1 || strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Fatalf("Watch: %v, %d calls, %q; Read: %q", err, calls, got, want)
+		}
+	})
+}
+
+// chunked returns data n bytes per Read.
+type chunked struct {
+	data []byte
+	n    int
+}
+
+func (c *chunked) Read(p []byte) (int, error) {
+	if len(c.data) == 0 {
+		return 0, io.EOF
+	}
+	k := copy(p[:min(len(p), c.n)], c.data)
+	c.data = c.data[k:]
+	return k, nil
 }
