@@ -4,18 +4,18 @@
 package config
 
 import (
-	"errors"
+	"cmp"
 	"fmt"
 	"maps"
+	"math"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
-
-	"github.com/BurntSushi/toml"
 
 	"facteur/internal/durable"
 )
@@ -223,25 +223,21 @@ func DefaultFile() string {
 
 // Load reads file (none when empty) over the defaults, applies the
 // switches, resolves relative paths against the file's directory and
-// validates the result. Errors name the key or the switch at fault.
+// validates the result. A mistake in the file or the values is returned as
+// Errors, every one of them with its key and line; a bad switch as the
+// error naming it.
 func Load(file string, sw Switches) (*Config, error) {
 	c := Defaults()
 	c.explicit = map[string]bool{}
 	base := "."
+	var r *fileReader
 	if file != "" {
-		md, err := toml.DecodeFile(file, &c)
-		if err != nil {
-			return nil, fmt.Errorf("config %s: %w", file, err)
-		}
-		if und := md.Undecoded(); len(und) > 0 {
-			keys := make([]string, len(und))
-			for i, k := range und {
-				keys[i] = k.String()
-			}
-			return nil, fmt.Errorf("config %s: unknown key %s", file, strings.Join(keys, ", "))
+		var err error
+		if r, err = readFile(file, &c); err != nil {
+			return nil, err
 		}
 		c.File = file
-		for _, k := range md.Keys() {
+		for _, k := range r.md.Keys() {
 			c.explicit[k.String()] = true
 		}
 		base = filepath.Dir(file)
@@ -252,13 +248,25 @@ func Load(file string, sw Switches) (*Config, error) {
 	if err := sw.apply(&c); err != nil {
 		return nil, err
 	}
-	if err := c.validate(); err != nil {
-		if file != "" {
-			return nil, fmt.Errorf("config %s: %w", file, err)
-		}
-		return nil, fmt.Errorf("config: %w", err)
+	var errs Errors
+	if r != nil {
+		errs = r.probs
 	}
-	return &c, nil
+	errs = append(errs, c.validate()...)
+	if len(errs) == 0 {
+		return &c, nil
+	}
+	for i := range errs {
+		errs[i].File = file
+		if r != nil && errs[i].Line == 0 {
+			errs[i].Line = r.line(errs[i].Key)
+		}
+	}
+	// In the file's order; what has no line (a default, a switch) last.
+	slices.SortStableFunc(errs, func(a, b Problem) int {
+		return cmp.Compare(cmp.Or(a.Line, math.MaxInt), cmp.Or(b.Line, math.MaxInt))
+	})
+	return nil, errs
 }
 
 func (c *Config) resolvePaths(base string) {
@@ -286,10 +294,16 @@ func (c *Config) resolvePaths(base string) {
 	c.Log.File = abs(c.Log.File)
 }
 
-func (c *Config) validate() error {
+// validate checks every value, and puts the ones that have a canonical
+// form (host names, domains) in it.
+func (c *Config) validate() []Problem {
+	var probs []Problem
+	bad := func(key, format string, args ...any) {
+		probs = append(probs, Problem{Key: key, Err: fmt.Errorf(format, args...)})
+	}
 	c.Hostname = strings.TrimSuffix(strings.ToLower(c.Hostname), ".")
 	if c.Hostname == "" || strings.ContainsAny(c.Hostname, " \t\r\n/") {
-		return fmt.Errorf("hostname: %q is not a host name", c.Hostname)
+		bad("hostname", "%q is not a host name", c.Hostname)
 	}
 	if len(c.Domains) == 0 {
 		c.Domains = []string{c.Hostname, "localhost"}
@@ -297,15 +311,15 @@ func (c *Config) validate() error {
 	for i, d := range c.Domains {
 		d = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(d)), ".")
 		if d == "" || strings.ContainsAny(d, " \t@/[]") {
-			return fmt.Errorf("domains: %q is not a domain", c.Domains[i])
+			bad("domains", "%q is not a domain", c.Domains[i])
 		}
 		c.Domains[i] = d
 	}
 	if c.DataDir == "" {
-		return errors.New("data_dir: must not be empty")
+		bad("data_dir", "must not be empty")
 	}
 	if c.UsersFile == "" {
-		return errors.New("users_file: must not be empty")
+		bad("users_file", "must not be empty")
 	}
 	switch o := c.Outbound.DNS; {
 	case o == "":
@@ -313,23 +327,23 @@ func (c *Config) validate() error {
 		c.DNS = o
 		c.warnings = append(c.warnings, "outbound.dns is now the top-level key dns, the resolver of every lookup: move it there")
 	case c.DNS != o:
-		return fmt.Errorf("dns: %q and outbound.dns %q disagree: keep only dns", c.DNS, o)
+		bad("dns", "%q and outbound.dns %q disagree: keep only dns", c.DNS, o)
 	}
 	c.Outbound.DNS = ""
-	m, err := durable.ParseMode(c.Sync)
-	if err != nil {
-		return fmt.Errorf("sync: %w", err)
+	if m, err := durable.ParseMode(c.Sync); err != nil {
+		bad("sync", "%w", err)
+	} else {
+		c.syncMode = m
 	}
-	c.syncMode = m
 	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
-		return errors.New("tls: cert and key go together: set both, or neither for a self-signed pair")
+		bad("tls", "cert and key go together: set both, or neither for a self-signed pair")
 	}
 	for _, f := range []struct{ key, path string }{{"tls.cert", c.TLS.Cert}, {"tls.key", c.TLS.Key}} {
 		if f.path == "" {
 			continue
 		}
 		if _, err := os.Stat(f.path); err != nil {
-			return fmt.Errorf("%s: %w", f.key, err)
+			bad(f.key, "%w", err)
 		}
 	}
 	for _, l := range []struct {
@@ -340,7 +354,7 @@ func (c *Config) validate() error {
 		{"debug.pprof", nonEmpty(c.Debug.Pprof)}} {
 		for _, a := range l.addrs {
 			if _, _, err := net.SplitHostPort(a); err != nil {
-				return fmt.Errorf("%s: %q: %w", l.key, a, err)
+				bad(l.key, "%q: %w", a, err)
 			}
 		}
 	}
@@ -348,49 +362,44 @@ func (c *Config) validate() error {
 	for _, n := range c.RelayNetworks {
 		p, err := netip.ParsePrefix(n)
 		if err != nil {
-			return fmt.Errorf("relay_networks: %w", err)
+			bad("relay_networks", "%w", err)
+			continue
 		}
 		c.relayNets = append(c.relayNets, p.Masked())
 	}
 	l := c.Limits
-	switch {
-	case l.MaxMessageBytes <= 0:
-		return errors.New("limits.max_message_bytes: must be positive")
-	case l.MaxRecipients <= 0:
-		return errors.New("limits.max_recipients: must be positive")
-	case l.MaxLineBytes < 1000:
-		return errors.New("limits.max_line_bytes: must be at least 1000 (RFC 5321 4.5.3.1.6)")
-	case l.Timeout.Duration <= 0:
-		return errors.New("limits.timeout: must be positive")
-	case l.MaxConnections <= 0:
-		return errors.New("limits.max_connections: must be positive")
-	case l.MaxConnectionsPerIP <= 0:
-		return errors.New("limits.max_connections_per_ip: must be positive")
-	case l.MinFreeBytes < 0:
-		return errors.New("limits.min_free_bytes: must not be negative")
+	for _, v := range []struct {
+		key string
+		ok  bool
+		msg string
+	}{
+		{"limits.max_message_bytes", l.MaxMessageBytes > 0, "must be positive"},
+		{"limits.max_recipients", l.MaxRecipients > 0, "must be positive"},
+		{"limits.max_line_bytes", l.MaxLineBytes >= 1000, "must be at least 1000 (RFC 5321 4.5.3.1.6)"},
+		{"limits.timeout", l.Timeout.Duration > 0, "must be positive"},
+		{"limits.max_connections", l.MaxConnections > 0, "must be positive"},
+		{"limits.max_connections_per_ip", l.MaxConnectionsPerIP > 0, "must be positive"},
+		{"limits.min_free_bytes", l.MinFreeBytes >= 0, "must not be negative"},
+		{"outbound.workers", c.Outbound.Workers > 0, "must be positive"},
+		{"outbound.per_domain", c.Outbound.PerDomain > 0, "must be positive"},
+		{"outbound.port", c.Outbound.Port > 0 && c.Outbound.Port <= 65535, "must be a port number"},
+		{"outbound.min_backoff", c.Outbound.MinBackoff.Duration > 0, "must be positive"},
+		{"outbound.max_backoff", c.Outbound.MaxBackoff.Duration >= c.Outbound.MinBackoff.Duration, "must not be less than min_backoff"},
+		{"outbound.lifetime", c.Outbound.Lifetime.Duration > 0, "must be positive"},
+	} {
+		if !v.ok {
+			bad(v.key, "%s", v.msg)
+		}
 	}
-	o := c.Outbound
-	switch {
-	case o.Workers <= 0:
-		return errors.New("outbound.workers: must be positive")
-	case o.PerDomain <= 0:
-		return errors.New("outbound.per_domain: must be positive")
-	case o.Port <= 0 || o.Port > 65535:
-		return errors.New("outbound.port: must be a port number")
-	case o.MinBackoff.Duration <= 0 || o.MaxBackoff.Duration < o.MinBackoff.Duration:
-		return errors.New("outbound.min_backoff/max_backoff: need 0 < min_backoff <= max_backoff")
-	case o.Lifetime.Duration <= 0:
-		return errors.New("outbound.lifetime: must be positive")
-	}
-	switch o.TLS {
+	switch c.Outbound.TLS {
 	case "opportunistic", "required", "verify", "none":
 	default:
-		return fmt.Errorf("outbound.tls: %q is not one of opportunistic, required, verify, none", o.TLS)
+		bad("outbound.tls", "%q is not one of opportunistic, required, verify, none", c.Outbound.TLS)
 	}
 	if _, err := ParseLevel(c.Log.Level); err != nil {
-		return fmt.Errorf("log.level: %w", err)
+		bad("log.level", "%w", err)
 	}
-	return nil
+	return probs
 }
 
 func nonEmpty(s string) []string {

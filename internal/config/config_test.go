@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"flag"
 	"net/netip"
 	"os"
@@ -87,8 +88,8 @@ pipelining = false
 
 func TestErrorsNameTheKey(t *testing.T) {
 	for body, want := range map[string]string{
-		`bogus = 1`:                                      "unknown key bogus",
-		"[limits]\nmax_lines = 3":                        "unknown key limits.max_lines",
+		`bogus = 1`:                                      ":1: bogus: unknown key",
+		"[limits]\nmax_lines = 3":                        ":2: limits.max_lines: unknown key",
 		"[limits]\ntimeout = \"soon\"":                   "invalid duration",
 		"[tls]\ncert = \"nope.pem\"\nkey = \"nope.key\"": "tls.cert",
 		"[tls]\ncert = \"a.pem\"":                        "cert and key go together",
@@ -104,6 +105,53 @@ func TestErrorsNameTheKey(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: got %v, want an error naming %q", body, err, want)
 		}
+	}
+}
+
+// One run names every mistake of the file, each with its line, in the
+// file's order: a fix-and-retry loop per mistake is tiresome.
+func TestEveryProblemWithItsLine(t *testing.T) {
+	f := write(t, `hostname = "mx.example.test"
+colour = "blue"
+[limits]
+timeout = "soon"
+max_recipients = "many"
+max_line_bytes = 10
+[outbound]
+tls = "maybe"
+lifetime = [1]
+workres = 3
+[listen]
+smtp = "127.0.0.1:25"
+`)
+	_, err := Load(f, Switches{})
+	var errs Errors
+	if !errors.As(err, &errs) {
+		t.Fatalf("got %v, want Errors", err)
+	}
+	want := []string{
+		":2: colour: unknown key",
+		`:4: limits.timeout: invalid duration "soon"`,
+		":5: limits.max_recipients: want an integer",
+		":6: limits.max_line_bytes: must be at least 1000",
+		`:8: outbound.tls: "maybe" is not one of`,
+		":9: outbound.lifetime: want a string",
+		":10: outbound.workres: unknown key",
+		":12: listen.smtp: want an array of strings",
+	}
+	lines := strings.Split(err.Error(), "\n")
+	if len(lines) != len(want) {
+		t.Fatalf("%d problems, want %d:\n%v", len(lines), len(want), err)
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(lines[i], "config "+f) || !strings.Contains(lines[i], w) {
+			t.Errorf("problem %d: %q, want %q", i+1, lines[i], w)
+		}
+	}
+	// A syntax error stops the reading, at its line.
+	_, err = Load(write(t, "hostname = \"a\"\ntimeout = 5m\n"), Switches{})
+	if err == nil || !strings.Contains(err.Error(), "facteur.toml:2: ") {
+		t.Errorf("syntax error: %v", err)
 	}
 }
 

@@ -53,9 +53,16 @@ func TestCheckConfig(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
-	// A broken configuration file stops at once.
-	in.writeFile("facteur.toml", "[limits]\ntimeout = \"soon\"\n")
-	if code, out = in.runAs(binary, "", "check-config", "--config", "facteur.toml"); code != 2 || !strings.Contains(out, "invalid duration") {
+	// Every mistake of the configuration file, each with its line.
+	in.writeFile("facteur.toml", "hostnme = \"mx.example.test\"\n[limits]\ntimeout = \"soon\"\nmax_recipients = 0\n")
+	code, out = in.runAs(binary, "", "check-config", "--config", "facteur.toml")
+	if code != 2 {
 		t.Errorf("bad config: exit %d\n%s", code, out)
+	}
+	for _, want := range []string{"facteur.toml:1: hostnme: unknown key\n", `facteur.toml:3: limits.timeout: invalid duration "soon"`,
+		"facteur.toml:4: limits.max_recipients: must be positive\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
 	}
 }
