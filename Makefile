@@ -7,8 +7,9 @@ UNITDIR ?= /etc/systemd/system
 
 .PHONY: build test install install-sendmail fuzz bench
 
+# The binary looks for $(CONFDIR)/facteur.toml when no --config is given.
 build:
-	go build -o facteur ./cmd/facteur
+	go build -ldflags "-X facteur/internal/config.systemFile=$(CONFDIR)/facteur.toml" -o facteur ./cmd/facteur
 
 test:
 	go test -race -count=1 ./...

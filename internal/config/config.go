@@ -209,17 +209,29 @@ func Defaults() Config {
 	}
 }
 
+// systemFile is the configuration `make install` writes. A build for
+// another layout sets it: go build -ldflags "-X
+// facteur/internal/config.systemFile=PATH" (the Makefile passes its
+// CONFDIR; the end-to-end tests a folder of their own).
+var systemFile = "/etc/facteur/facteur.toml"
+
 // DefaultFile is the file read when --config is not given: $FACTEUR_CONFIG,
-// else facteur.toml in the working directory when it exists, else none.
+// else facteur.toml in the working directory when it exists, else the
+// installed one (systemFile) when it exists, else none.
 func DefaultFile() string {
 	if f := os.Getenv("FACTEUR_CONFIG"); f != "" {
 		return f
 	}
-	if _, err := os.Stat("facteur.toml"); err == nil {
-		return "facteur.toml"
+	for _, f := range []string{"facteur.toml", systemFile} {
+		if _, err := os.Stat(f); err == nil {
+			return f
+		}
 	}
 	return ""
 }
+
+// SearchOrder says where DefaultFile looks, for help and error messages.
+func SearchOrder() string { return "$FACTEUR_CONFIG, ./facteur.toml, " + systemFile }
 
 // Load reads file (none when empty) over the defaults, applies the
 // switches, resolves relative paths against the file's directory and
