@@ -87,7 +87,7 @@ func Start(cfg *config.Config, logs *logging.Log, readConfig func() (*config.Con
 	if err != nil {
 		return nil, err
 	}
-	pw, err := loadPasswords(cfg, log)
+	pw, err := loadPasswords(cfg, u, log)
 	if err != nil {
 		return nil, err
 	}
@@ -327,7 +327,7 @@ func (d *Daemon) reload() {
 		d.smtp.SetUsers(u)
 		d.log.Info("reload: users map", "file", cfg.UsersFile, "entries_before", before, "entries", u.Len())
 	}
-	if pw, err := loadPasswords(cfg, d.log); err != nil {
+	if pw, err := loadPasswords(cfg, d.smtp.Users(), d.log); err != nil {
 		d.log.Error("reload: passwords kept", "err", err)
 	} else {
 		d.smtp.SetPasswords(pw)
@@ -359,7 +359,10 @@ func keyNames(ks *dkim.Keys) string {
 	return strings.Join(names, ",")
 }
 
-func loadPasswords(cfg *config.Config, log *slog.Logger) (*passwd.DB, error) {
+// loadPasswords reads the passwords file, and warns about the accounts
+// that are no mailbox of u, the users map in force: they can log in, but
+// may send from no address.
+func loadPasswords(cfg *config.Config, u *users.Map, log *slog.Logger) (*passwd.DB, error) {
 	db, err := passwd.Load(cfg.PasswordsFile)
 	if errors.Is(err, fs.ErrNotExist) && !cfg.Explicit("passwords_file") {
 		log.Info("no passwords file: AUTH refuses every login until `facteur passwd` makes one", "file", cfg.PasswordsFile)
@@ -367,6 +370,10 @@ func loadPasswords(cfg *config.Config, log *slog.Logger) (*passwd.DB, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("passwords_file: %w", err)
+	}
+	if orphans := u.WithoutMailbox(db.Accounts()); len(orphans) > 0 {
+		log.Warn("accounts with no mailbox in the users map: they can log in but send from no address",
+			"file", cfg.PasswordsFile, "users_file", cfg.UsersFile, "accounts", strings.Join(orphans, ","))
 	}
 	return db, nil
 }

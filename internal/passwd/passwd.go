@@ -8,11 +8,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
+	"unicode/utf8"
 
 	"golang.org/x/crypto/bcrypt"
 
@@ -23,6 +26,13 @@ import (
 // cost is bcrypt's work factor for new hashes: about 50 ms here, slow
 // enough to make a stolen file expensive, fast enough for a login.
 const cost = 11
+
+// MinLength is the shortest password Set takes, in characters: a login
+// facing the Internet is guessed at by every botnet.
+const MinLength = 8
+
+// ErrTooShort is Set refusing a password shorter than MinLength.
+var ErrTooShort = fmt.Errorf("passwords: a password needs at least %d characters", MinLength)
 
 // DB is the parsed passwords file; immutable, safe for concurrent use.
 type DB struct {
@@ -83,6 +93,9 @@ func Empty() *DB { return &DB{hashes: map[string][]byte{}} }
 // Len is the number of accounts.
 func (db *DB) Len() int { return len(db.hashes) }
 
+// Accounts are the users, sorted.
+func (db *DB) Accounts() []string { return slices.Sorted(maps.Keys(db.hashes)) }
+
 // Check reports whether password is user's.
 func (db *DB) Check(user, password string) bool {
 	h, ok := db.hashes[user]
@@ -103,8 +116,8 @@ func set(path, user, password string, cost int) error {
 	if !maildir.ValidMailbox(user) {
 		return fmt.Errorf("passwords: user %q is not a plain name", user)
 	}
-	if password == "" {
-		return errors.New("passwords: empty password")
+	if utf8.RuneCountInString(password) < MinLength {
+		return ErrTooShort
 	}
 	hash, err := bcrypt.GenerateFromPassword([]byte(password), cost)
 	if err != nil {

@@ -1,8 +1,10 @@
 package passwd
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -13,17 +15,17 @@ import (
 func TestSetThenCheck(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "passwords")
 	os.WriteFile(path, []byte("# accounts\n"), 0o600)
-	if err := set(path, "alice", "s3cret", bcrypt.MinCost); err != nil {
+	if err := set(path, "alice", "s3cret-pw", bcrypt.MinCost); err != nil {
 		t.Fatal(err)
 	}
-	if err := set(path, "bob", "hunter2", bcrypt.MinCost); err != nil {
+	if err := set(path, "bob", "hunter2-pw", bcrypt.MinCost); err != nil {
 		t.Fatal(err)
 	}
-	if err := set(path, "alice", "changed", bcrypt.MinCost); err != nil {
+	if err := set(path, "alice", "changed-pw", bcrypt.MinCost); err != nil {
 		t.Fatal(err)
 	}
 	b, _ := os.ReadFile(path)
-	if strings.Count(string(b), "alice:") != 1 || !strings.HasPrefix(string(b), "# accounts\n") || strings.Contains(string(b), "s3cret") {
+	if strings.Count(string(b), "alice:") != 1 || !strings.HasPrefix(string(b), "# accounts\n") || strings.Contains(string(b), "s3cret-pw") {
 		t.Errorf("file:\n%s", b)
 	}
 	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
@@ -36,13 +38,28 @@ func TestSetThenCheck(t *testing.T) {
 	for _, tc := range []struct {
 		user, pw string
 		ok       bool
-	}{{"alice", "changed", true}, {"alice", "s3cret", false}, {"bob", "hunter2", true}, {"bob", "", false}, {"carol", "x", false}} {
+	}{{"alice", "changed-pw", true}, {"alice", "s3cret-pw", false}, {"bob", "hunter2-pw", true}, {"bob", "", false}, {"carol", "x", false}} {
 		if db.Check(tc.user, tc.pw) != tc.ok {
 			t.Errorf("Check(%s, %s) != %v", tc.user, tc.pw, tc.ok)
 		}
 	}
-	if db.Len() != 2 {
-		t.Errorf("Len %d", db.Len())
+	if db.Len() != 2 || !slices.Equal(db.Accounts(), []string{"alice", "bob"}) {
+		t.Errorf("Len %d, Accounts %v", db.Len(), db.Accounts())
+	}
+}
+
+func TestSetRefusesShortPasswords(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "passwords")
+	for _, pw := range []string{"", "x", "1234567", "ééééééé"} {
+		if err := set(path, "alice", pw, bcrypt.MinCost); !errors.Is(err, ErrTooShort) {
+			t.Errorf("%q: %v, want ErrTooShort", pw, err)
+		}
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Error("a refused password wrote the file")
+	}
+	if err := set(path, "alice", "éééééééé", bcrypt.MinCost); err != nil {
+		t.Errorf("8 characters in 16 bytes: %v", err)
 	}
 }
 
@@ -71,7 +88,7 @@ func TestSetKeepsOwner(t *testing.T) {
 	if err := os.Chown(path, 65534, 65534); err != nil {
 		t.Fatal(err)
 	}
-	if err := set(path, "alice", "pw", bcrypt.MinCost); err != nil {
+	if err := set(path, "alice", "password", bcrypt.MinCost); err != nil {
 		t.Fatal(err)
 	}
 	fi, _ := os.Stat(path)

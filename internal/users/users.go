@@ -64,6 +64,28 @@ func (m *Map) WithoutPostmaster() []string {
 	return missing
 }
 
+// WithoutMailbox lists, in their order, the names that no entry delivers
+// to: a submission account must be a mailbox, as the addresses it may send
+// from are that mailbox's.
+func (m *Map) WithoutMailbox(names []string) []string {
+	has := map[string]bool{}
+	for _, entries := range []map[string]string{m.locals, m.catchall} {
+		for _, mb := range entries {
+			has[mb] = true
+		}
+	}
+	for _, mb := range m.addrs {
+		has[mb] = true
+	}
+	var missing []string
+	for _, n := range names {
+		if !has[n] {
+			missing = append(missing, n)
+		}
+	}
+	return missing
+}
+
 // Len returns the number of entries in the file.
 func (m *Map) Len() int {
 	return len(m.addrs) + len(m.locals) + len(m.catchall)

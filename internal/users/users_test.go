@@ -171,3 +171,11 @@ func TestWithoutPostmaster(t *testing.T) {
 		}
 	}
 }
+
+func TestWithoutMailbox(t *testing.T) {
+	m := mustParse(t, "alice\nbob@example.test robert\n@other.test catchall\npostmaster alice\n")
+	got := m.WithoutMailbox([]string{"alice", "bob", "robert", "catchall", "postmaster", "nosuchuser"})
+	if want := []string{"bob", "postmaster", "nosuchuser"}; !slices.Equal(got, want) {
+		t.Errorf("WithoutMailbox = %v, want %v", got, want)
+	}
+}
