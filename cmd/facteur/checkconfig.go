@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -17,20 +16,27 @@ import (
 	"facteur/internal/users"
 )
 
+const checkConfigUsage = `usage: facteur check-config [--config FILE] [serve's flags]
+
+Loads the configuration, the users map, the passwords and the certificate
+as serve would, changes nothing, and prints the settings in force, or every
+problem found, each with its line (exit status 2).
+
+flags:
+`
+
 // checkConfig loads everything `serve` loads, changes nothing, and prints
 // the settings in force or every problem found (exit status 2).
 func checkConfig(args []string, stdout, stderr io.Writer) int {
-	flags := flag.NewFlagSet("facteur check-config", flag.ContinueOnError)
-	flags.SetOutput(stderr)
-	file := flags.String("config", config.DefaultFile(), "configuration `FILE` (TOML)")
+	flags, file := newFlags("check-config")
 	var sw config.Switches
 	sw.Register(flags)
-	if err := flags.Parse(args); err != nil {
-		return 2
+	if code, ok := parseFlags(flags, checkConfigUsage, args, stdout, stderr); !ok {
+		return code
 	}
 	cfg, err := config.Load(*file, sw)
 	if err != nil {
-		fmt.Fprintf(stderr, "facteur: %v\n", err)
+		fail(stderr, "facteur", err)
 		return 2
 	}
 	var problems []error
@@ -49,7 +55,8 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 	row("data_dir", cfg.DataDir)
 	row("maildir_root", cfg.MaildirRoot)
 	row("sync", syncDesc(cfg.SyncMode()))
-	if u, err := users.Load(cfg.UsersFile, cfg.Domains); err == nil {
+	u, err := users.Load(cfg.UsersFile, cfg.Domains)
+	if err == nil {
 		row("users", fmt.Sprintf("%s: %d entries", cfg.UsersFile, u.Len()))
 		if missing := u.WithoutPostmaster(); len(missing) > 0 {
 			row("postmaster", fmt.Sprintf(`no mailbox at %s, which RFC 5321 requires: add "postmaster alice" (say) to the users file`,
@@ -62,6 +69,12 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 	}
 	if p, err := passwd.Load(cfg.PasswordsFile); err == nil {
 		row("passwords", fmt.Sprintf("%s: %d accounts", cfg.PasswordsFile, p.Len()))
+		if u != nil {
+			if orphans := u.WithoutMailbox(p.Accounts()); len(orphans) > 0 {
+				row("accounts", fmt.Sprintf("%s: no such mailbox in the users map, so no address to send from",
+					strings.Join(orphans, ", ")))
+			}
+		}
 	} else if errors.Is(err, fs.ErrNotExist) && !cfg.Explicit("passwords_file") {
 		row("passwords", cfg.PasswordsFile+": missing, so AUTH refuses every login")
 	} else {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -20,27 +19,26 @@ const dkimUsage = `usage: facteur dkim keygen --domain D [--selector S] [--algor
 Writes a new signing key to <keys_dir>/D/S.pem and prints the TXT record
 to publish. Every key of a domain signs: for RSA and Ed25519 together, run
 it twice. Send SIGHUP to a running facteur (systemctl reload facteur).
+
+flags:
 `
 
 // dkimCmd is `facteur dkim keygen`.
 func dkimCmd(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] != "keygen" {
-		fmt.Fprint(stderr, dkimUsage)
-		return 2
-	}
-	fs := flag.NewFlagSet("facteur dkim keygen", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, dkimUsage) }
-	file := fs.String("config", config.DefaultFile(), "configuration `FILE` (TOML)")
+	fs, file := newFlags("dkim keygen")
 	domain := fs.String("domain", "", "the signing `DOMAIN` (d=), that of the From addresses or a parent")
 	selector := fs.String("selector", "", "the key's `SELECTOR` (s=); default: the month and algorithm, e.g. 202612r")
 	alg := fs.String("algorithm", "rsa", "rsa or ed25519")
 	bits := fs.Int("bits", 0, fmt.Sprintf("RSA key size (default %d)", dkim.DefaultRSABits))
-	if err := fs.Parse(args[1:]); err != nil {
-		return 2
+	sub := ""
+	if len(args) > 0 && args[0] == "keygen" {
+		sub, args = args[0], args[1:]
 	}
-	if *domain == "" || fs.NArg() > 0 {
-		fs.Usage()
+	if code, ok := parseFlags(fs, dkimUsage, args, stdout, stderr); !ok {
+		return code
+	}
+	if sub == "" || *domain == "" || fs.NArg() > 0 {
+		printUsage(fs, dkimUsage, stderr)
 		return 2
 	}
 	if *bits != 0 && *alg != "rsa" {
@@ -49,7 +47,7 @@ func dkimCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg, err := config.Load(*file, config.Switches{})
 	if err != nil {
-		fmt.Fprintf(stderr, "facteur: %v\n", err)
+		fail(stderr, "facteur", err)
 		return 2
 	}
 	if *selector == "" {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 
@@ -12,26 +11,38 @@ import (
 	"facteur/internal/resolver"
 )
 
-const dnsUsage = "usage: facteur dns records|check [--config FILE] [DOMAIN...]"
+const dnsUsage = `usage: facteur dns records|check [--config FILE] [DOMAIN...]
+
+  records  print the DNS records the local domains (or DOMAINs) need, as
+           zone-file lines with a comment each
+  check    ask the configured resolver whether they are published, and
+           print ok, warn or FAIL per check (exit 1 on a FAIL)
+
+flags:
+`
 
 // dnsCmd prints the records the domains need (records), or asks the
 // configured resolver whether they are published (check: exit 1 when a
 // check fails).
 func dnsCmd(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] != "records" && args[0] != "check" {
-		fmt.Fprintln(stderr, dnsUsage)
-		return 2
+	fs, file := newFlags("dns")
+	sub := ""
+	if len(args) > 0 && (args[0] == "records" || args[0] == "check") {
+		sub, args = args[0], args[1:]
 	}
-	sub := args[0]
-	fs := flag.NewFlagSet("facteur dns "+sub, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	file := fs.String("config", config.DefaultFile(), "configuration `FILE` (TOML)")
-	if err := fs.Parse(args[1:]); err != nil {
+	if code, ok := parseFlags(fs, dnsUsage, args, stdout, stderr); !ok {
+		return code
+	}
+	if sub == "" {
+		if fs.NArg() > 0 {
+			fmt.Fprintf(stderr, "facteur dns: unknown command %q\n\n", fs.Arg(0))
+		}
+		printUsage(fs, dnsUsage, stderr)
 		return 2
 	}
 	cfg, err := config.Load(*file, config.Switches{})
 	if err != nil {
-		fmt.Fprintf(stderr, "facteur: %v\n", err)
+		fail(stderr, "facteur", err)
 		return 2
 	}
 	domains, err := dnssetup.Domains(cfg, fs.Args())

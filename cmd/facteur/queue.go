@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -17,26 +16,36 @@ import (
 
 const queueUsage = `usage: facteur queue [--config FILE] list | flush | remove ID
 
+  list     the messages waiting, with each recipient's state and last error
+  flush    make every message due now
+  remove   drop a message, without a bounce
+
 Works on the running server through its control socket, or on the spool
 directly when the server is stopped.
+
+flags:
 `
 
 func queueCmd(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("facteur queue", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, queueUsage) }
-	file := fs.String("config", config.DefaultFile(), "configuration `FILE` (TOML)")
-	if err := fs.Parse(args); err != nil {
+	fs, file := newFlags("queue")
+	if code, ok := parseFlags(fs, queueUsage, args, stdout, stderr); !ok {
+		return code
+	}
+	sub, rest := fs.Arg(0), fs.Args()[min(1, fs.NArg()):]
+	switch {
+	case sub != "list" && sub != "flush" && sub != "remove":
+		if sub != "" {
+			fmt.Fprintf(stderr, "facteur queue: unknown command %q\n\n", sub)
+		}
+		printUsage(fs, queueUsage, stderr)
+		return 2
+	case (sub == "remove") != (len(rest) == 1) || len(rest) > 1:
+		printUsage(fs, queueUsage, stderr)
 		return 2
 	}
 	cfg, err := config.Load(*file, config.Switches{})
 	if err != nil {
-		fmt.Fprintf(stderr, "facteur: %v\n", err)
-		return 2
-	}
-	sub, rest := fs.Arg(0), fs.Args()[min(1, fs.NArg()):]
-	if (sub == "remove") != (len(rest) == 1) || len(rest) > 1 {
-		fs.Usage()
+		fail(stderr, "facteur queue", err)
 		return 2
 	}
 	spool := filepath.Join(cfg.DataDir, "queue")
@@ -48,6 +57,13 @@ func queueCmd(args []string, stdout, stderr io.Writer) int {
 	running := !errors.Is(err, ctl.ErrNotRunning)
 	if running && err != nil {
 		fmt.Fprintf(stderr, "facteur queue %s: %v\n", sub, err)
+		return 1
+	}
+	// On built-in defaults the spool would be ./var/queue of whatever
+	// directory this runs in: only a server there says it is its own.
+	if !running && cfg.File == "" {
+		fmt.Fprintf(stderr, "facteur queue %s: facteur is not running here and no configuration file names its data_dir (none of %s): give --config\n",
+			sub, config.SearchOrder())
 		return 1
 	}
 	switch sub {
@@ -82,9 +98,6 @@ func queueCmd(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		fmt.Fprintf(stdout, "removed %s\n", req.ID)
-	default:
-		fs.Usage()
-		return 2
 	}
 	return 0
 }

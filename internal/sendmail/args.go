@@ -5,6 +5,7 @@ package sendmail
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"strings"
 )
@@ -19,10 +20,10 @@ type Options struct {
 	ConfigFile  string   // --config, -C
 }
 
-// ParseArgs reads sendmail's command line. Flags may carry their value
-// attached ("-fme@x") or as the next argument; the -o family and the
-// delivery-mode flags of other sendmails are accepted and ignored, as
-// Postfix does, so existing callers keep working.
+// ParseArgs reads sendmail's command line; --help is flag.ErrHelp. Flags
+// may carry their value attached ("-fme@x") or as the next argument; the
+// -o family and the delivery-mode flags of other sendmails are accepted
+// and ignored, as Postfix does, so existing callers keep working.
 func ParseArgs(args []string) (Options, error) {
 	var o Options
 	for i := 0; i < len(args); i++ {
@@ -47,6 +48,9 @@ func ParseArgs(args []string) (Options, error) {
 		}
 		var err error
 		switch {
+		case a == "--help":
+			// Not -h: other sendmails take it as a hop count.
+			return o, flag.ErrHelp
 		case strings.HasPrefix(a, "--config="):
 			o.ConfigFile = strings.TrimPrefix(a, "--config=")
 		case a == "--config":

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+
+	"facteur/internal/sysexits"
 )
 
 func TestParseArgs(t *testing.T) {
@@ -91,11 +93,11 @@ func TestComposeDots(t *testing.T) {
 
 func TestExitCode(t *testing.T) {
 	for err, want := range map[error]int{
-		nil:           ExOK,
-		ErrNotRunning: ExTempFail,
-		&smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}}: ExTempFail,
-		&smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}}: ExNoUser,
-		&smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0}}: ExUnavailable,
+		nil:           sysexits.OK,
+		ErrNotRunning: sysexits.TempFail,
+		&smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}}: sysexits.TempFail,
+		&smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}}: sysexits.NoUser,
+		&smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0}}: sysexits.Unavailable,
 	} {
 		if got := ExitCode(err); got != want {
 			t.Errorf("%v: %d, want %d", err, got, want)

@@ -21,7 +21,12 @@ import (
 	"facteur/internal/smtptest"
 )
 
-var binary string
+var (
+	binary string
+	// sysBinary is facteur built to find its installed configuration at
+	// sysConf rather than in /etc/facteur, where tests must not write.
+	sysBinary, sysConf string
+)
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "facteur-e2e-")
@@ -30,11 +35,17 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "facteur")
-	build := exec.Command("go", "build", "-o", binary, "facteur/cmd/facteur")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building facteur:", err)
-		os.Exit(1)
+	sysBinary, sysConf = filepath.Join(dir, "facteur-sys"), filepath.Join(dir, "etc", "facteur.toml")
+	for _, args := range [][]string{
+		{"-o", binary},
+		{"-ldflags", "-X facteur/internal/config.systemFile=" + sysConf, "-o", sysBinary},
+	} {
+		build := exec.Command("go", append(append([]string{"build"}, args...), "facteur/cmd/facteur")...)
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "building facteur:", err)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -19,8 +20,16 @@ func (in *instance) sendmail(input string, args ...string) (int, string) {
 
 func (in *instance) runAs(prog, input string, args ...string) (int, string) {
 	in.t.Helper()
+	return runIn(in.t, in.dir, prog, input, args...)
+}
+
+// runIn runs prog in dir with input on stdin, without $FACTEUR_CONFIG, and
+// returns the exit status and output.
+func runIn(t *testing.T, dir, prog, input string, args ...string) (int, string) {
+	t.Helper()
 	cmd := exec.Command(prog, args...)
-	cmd.Dir = in.dir
+	cmd.Dir = dir
+	cmd.Env = slices.DeleteFunc(os.Environ(), func(v string) bool { return strings.HasPrefix(v, "FACTEUR_CONFIG=") })
 	cmd.Stdin = strings.NewReader(input)
 	out, err := cmd.CombinedOutput()
 	var ee *exec.ExitError
@@ -28,7 +37,7 @@ func (in *instance) runAs(prog, input string, args ...string) (int, string) {
 		return ee.ExitCode(), string(out)
 	}
 	if err != nil {
-		in.t.Fatal(err)
+		t.Fatal(err)
 	}
 	return 0, string(out)
 }
@@ -112,5 +121,44 @@ func TestSendmailWhileServerDownDeliversAtStart(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	if n := len(maildirNew(t, filepath.Join(in.dir, "var", "mail"), "alice")); n != 1 {
 		t.Errorf("%d copies, want 1", n)
+	}
+}
+
+// As Postfix's sendmail: an unknown recipient does not keep the message
+// from the others, is named on stderr, and in a bounce to the sender, who
+// reads mail more often than cron reads sendmail's stderr.
+func TestSendmailDeliversToTheRecipientsTheServerTakes(t *testing.T) {
+	in := setup(t, "")
+	in.writeFile("users", "alice\nbob\ncarol\n")
+	in.start()
+	code, out := in.sendmail("To: alice@example.test\nCc: bob@example.test\nBcc: nobody@example.test\nSubject: nightly\n\nreport\n",
+		"-t", "-f", "carol@example.test")
+	if code != 0 || !strings.Contains(out, "<nobody@example.test>: 550 5.1.1") {
+		t.Fatalf("-t with an unknown Bcc: exit %d: %s", code, out)
+	}
+	for _, mb := range []string{"alice", "bob"} {
+		if got := in.waitMail(mb, 1)[0]; !strings.Contains(got, "Subject: nightly") {
+			t.Errorf("%s got:\n%s", mb, got)
+		}
+	}
+	bounce := in.waitMail("carol", 1)[0]
+	for _, want := range []string{"Return-Path: <>\r\n", "From: Mail Delivery System", "Final-Recipient: rfc822; nobody@example.test\r\n",
+		"Status: 5.1.1\r\n", "Subject: nightly"} {
+		if !strings.Contains(bounce, want) {
+			t.Errorf("no %q in the bounce:\n%s", want, bounce)
+		}
+	}
+	if strings.Contains(bounce, "Final-Recipient: rfc822; alice@") || strings.Contains(bounce, "\r\nreport\r\n") {
+		t.Errorf("the bounce names an accepted recipient or carries the body:\n%s", bounce)
+	}
+
+	// Recipients on the command line alike.
+	code, out = in.sendmail("Subject: again\n\nx\n", "-f", "carol@example.test", "alice@example.test", "ghost@example.test")
+	if code != 0 || !strings.Contains(out, "<ghost@example.test>") {
+		t.Fatalf("explicit recipients: exit %d: %s", code, out)
+	}
+	in.waitMail("alice", 2)
+	if got := in.waitMail("carol", 2); !strings.Contains(got[0]+got[1], "Final-Recipient: rfc822; ghost@example.test") {
+		t.Errorf("no bounce for ghost:\n%s", got)
 	}
 }

@@ -151,3 +151,40 @@ func peerCert(t *testing.T, addr string, cfg *tls.Config) *x509.Certificate {
 	defer conn.Close()
 	return conn.ConnectionState().PeerCertificates[0]
 }
+
+// An account is a mailbox of the users map, with a password that is not
+// guessed in a minute; check-config and a reload name the accounts whose
+// mailbox has gone.
+func TestPasswdRefusesWhatCannotLogIn(t *testing.T) {
+	in := setup(t, "") // users: alice, and bob@example.test to mailbox robert
+	for _, tc := range []struct {
+		user, pw string
+		code     int
+		want     string
+	}{
+		{"nosuchuser", "long enough", 67, "nosuchuser is not a mailbox of the users map"},
+		{"bob", "long enough", 67, "bob is not a mailbox"},
+		{"alice", "x", 65, "at least 8 characters"},
+		{"alice", "1234567", 65, "at least 8 characters"},
+	} {
+		code, out := in.runAs(binary, tc.pw+"\n"+tc.pw+"\n", "passwd", "--config", "facteur.toml", tc.user)
+		if code != tc.code || !strings.Contains(out, tc.want) {
+			t.Errorf("passwd %s with %q: exit %d, want %d and %q: %s", tc.user, tc.pw, code, tc.code, tc.want, out)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(in.dir, "passwords")); !os.IsNotExist(err) {
+		t.Fatal("a refused account wrote the passwords file")
+	}
+	in.setPassword("robert", "long enough")
+	in.start()
+
+	// robert's mailbox leaves the users map; alice's account is kept.
+	in.setPassword("alice", "long enough")
+	in.writeFile("users", "alice\n")
+	code, out := in.runAs(binary, "", "check-config", "--config", "facteur.toml")
+	if code != 0 || !strings.Contains(out, "robert: no such mailbox in the users map") || strings.Contains(out, "alice: no such") {
+		t.Errorf("check-config: exit %d\n%s", code, out)
+	}
+	in.cmd.Process.Signal(syscall.SIGHUP)
+	waitLog(t, in, `accounts with no mailbox in the users map: they can log in but send from no address" file=passwords users_file=users accounts=robert`)
+}
