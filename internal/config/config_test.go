@@ -88,9 +88,10 @@ pipelining = false
 
 func TestErrorsNameTheKey(t *testing.T) {
 	for body, want := range map[string]string{
-		`bogus = 1`:                                      ":1: bogus: unknown key",
-		"[limits]\nmax_lines = 3":                        ":2: limits.max_lines: unknown key",
-		"[limits]\ntimeout = \"soon\"":                   "invalid duration",
+		`bogus = 1`:                    ":1: bogus: unknown key",
+		`- = "f.toml"`:                 ":1: -: unknown key",
+		"[limits]\nmax_lines = 3":      ":2: limits.max_lines: unknown key",
+		"[limits]\ntimeout = \"soon\"": "invalid duration",
 		"[tls]\ncert = \"nope.pem\"\nkey = \"nope.key\"": "tls.cert",
 		"[tls]\ncert = \"a.pem\"":                        "cert and key go together",
 		"[listen]\nsmtp = [\"no-port\"]":                 "listen.smtp",

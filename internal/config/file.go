@@ -37,8 +37,6 @@ func (p Problem) Error() string {
 	return b.String()
 }
 
-func (p Problem) Unwrap() error { return p.Err }
-
 // Errors is every problem Load found, one per line of its message, so that
 // one run of check-config shows them all.
 type Errors []Problem
@@ -110,7 +108,8 @@ func (r *fileReader) table(path toml.Key, keys map[string]toml.Primitive, v refl
 func field(v reflect.Value, name string) (reflect.Value, bool) {
 	t := v.Type()
 	for i := range t.NumField() {
-		if tag, _, _ := strings.Cut(t.Field(i).Tag.Get("toml"), ","); t.Field(i).IsExported() && tag == name {
+		tag, _, _ := strings.Cut(t.Field(i).Tag.Get("toml"), ",")
+		if t.Field(i).IsExported() && tag == name && tag != "-" {
 			return v.Field(i), true
 		}
 	}
