@@ -177,9 +177,9 @@ func TestBadConfigExitsTwoNamingTheProblem(t *testing.T) {
 		args  []string
 		want  string
 	}{
-		"unknown key":    {"[limits]\nmax_lines = 3\n", nil, "unknown key limits.max_lines"},
+		"unknown key":    {"[limits]\nmax_lines = 3\n", nil, "limits.max_lines: unknown key"},
 		"bad duration":   {"[limits]\ntimeout = \"soon\"\n", nil, "invalid duration"},
-		"missing cert":   {"[tls]\ncert = \"none.pem\"\nkey = \"none.key\"\n", nil, "tls.cert"},
+		"missing cert":   {"[tls]\ncert = \"none.pem\"\nkey = \"none.key\"\n", nil, "tls.key"},
 		"bad users file": {"", []string{"-u", "broken"}, "broken:1"},
 		"missing users":  {"", []string{"-u", "absent"}, "users_file"},
 		"bad switch":     {"", []string{"-n", "9"}, "-n"},
