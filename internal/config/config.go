@@ -17,6 +17,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/miekg/dns"
+
 	"facteur/internal/durable"
 )
 
@@ -46,6 +48,7 @@ type Config struct {
 	Limits    Limits   `toml:"limits"`
 	Outbound  Outbound `toml:"outbound"`
 	DKIM      DKIM     `toml:"dkim"`
+	Inbound   Inbound  `toml:"inbound"`
 	Metrics   Metrics  `toml:"metrics"`
 	Debug     Debug    `toml:"debug"`
 	Log       Log      `toml:"log"`
@@ -123,6 +126,14 @@ type DKIM struct {
 	KeysDir string `toml:"keys_dir"`
 	// Expiration is the lifetime of each signature (the x= tag); 0 is none.
 	Expiration Duration `toml:"expiration"`
+}
+
+// Inbound is how mail from the Internet (listeners smtp and smtps) is
+// checked; mail from the relay, submission and sendmail is trusted.
+type Inbound struct {
+	// DNSBL are the blocklist zones a client is looked up in, once per
+	// connection; a listed client is refused at RCPT, postmaster aside.
+	DNSBL []string `toml:"dnsbl"`
 }
 
 type Log struct {
@@ -342,6 +353,13 @@ func (c *Config) validate() []Problem {
 		bad("dns", "%q and outbound.dns %q disagree: keep only dns", c.DNS, o)
 	}
 	c.Outbound.DNS = ""
+	for i, z := range c.Inbound.DNSBL {
+		z = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(z)), ".")
+		if _, ok := dns.IsDomainName(z); !ok || !strings.Contains(z, ".") {
+			bad("inbound.dnsbl", "%q is not a DNS zone", c.Inbound.DNSBL[i])
+		}
+		c.Inbound.DNSBL[i] = z
+	}
 	if m, err := durable.ParseMode(c.Sync); err != nil {
 		bad("sync", "%w", err)
 	} else {
@@ -475,6 +493,7 @@ func (c *Config) Reloaded(n *Config) (*Config, []string) {
 		{"listen", c.Listen, n.Listen},
 		{"limits", c.Limits, n.Limits},
 		{"outbound", c.Outbound, n.Outbound},
+		{"inbound", c.Inbound, n.Inbound},
 		{"metrics", c.Metrics, n.Metrics},
 		{"debug", c.Debug, n.Debug},
 	} {

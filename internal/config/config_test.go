@@ -101,6 +101,8 @@ func TestErrorsNameTheKey(t *testing.T) {
 		"sync = \"never\"":                               "sync",
 		"[limits]\nmax_line_bytes = 100":                 "limits.max_line_bytes",
 		`hostname = 3`:                                   "hostname",
+		"[inbound]\ndnsbl = [\"zen example\"]":           "inbound.dnsbl",
+		"[inbound]\ndnsbl = [\"localhost\"]":             "inbound.dnsbl",
 	} {
 		_, err := Load(write(t, body), Switches{})
 		if err == nil || !strings.Contains(err.Error(), want) {
@@ -335,5 +337,18 @@ func TestDNSKeyAndItsOlderName(t *testing.T) {
 	}
 	if _, err := Load(write(t, "dns = \"127.0.0.1:53\"\n[outbound]\ndns = \"127.0.0.2:53\""), Switches{}); err == nil || !strings.Contains(err.Error(), "disagree") {
 		t.Errorf("both keys, different values: %v, want an error", err)
+	}
+}
+
+func TestInboundDNSBL(t *testing.T) {
+	c, err := Load(write(t, "[inbound]\ndnsbl = [\"Zen.Spamhaus.org.\", \"bl.example\"]"), Switches{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"zen.spamhaus.org", "bl.example"}; !slices.Equal(c.Inbound.DNSBL, want) {
+		t.Errorf("inbound.dnsbl = %q, want %q", c.Inbound.DNSBL, want)
+	}
+	if d, _ := Load("", Switches{}); len(d.Inbound.DNSBL) != 0 {
+		t.Errorf("inbound.dnsbl by default = %q, want none", d.Inbound.DNSBL)
 	}
 }

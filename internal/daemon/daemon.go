@@ -23,6 +23,7 @@ import (
 	"facteur/internal/config"
 	"facteur/internal/ctl"
 	"facteur/internal/dkim"
+	"facteur/internal/dnsbl"
 	"facteur/internal/durable"
 	"facteur/internal/logging"
 	"facteur/internal/maildir"
@@ -114,7 +115,11 @@ func Start(cfg *config.Config, logs *logging.Log, readConfig func() (*config.Con
 	// The gauges read the queue, which is opened with the counters.
 	m := metrics.New(func() (int, time.Time) { return d.queue.Stats() })
 	sign := &signer{keys: d.signingKeys, metrics: m, log: log}
-	if d.queue, d.remote, err = openQueue(cfg, log, store, d.users, sign, m); err != nil {
+	dnsc, err := resolver.New(cfg.DNS, 0)
+	if err != nil {
+		return nil, fmt.Errorf("dns: %w", err)
+	}
+	if d.queue, d.remote, err = openQueue(cfg, log, dnsc, store, d.users, sign, m); err != nil {
 		return nil, err
 	}
 	if d.ctl, err = ctl.Listen(cfg.DataDir, d.queue, log); err != nil {
@@ -134,6 +139,7 @@ func Start(cfg *config.Config, logs *logging.Log, readConfig func() (*config.Con
 		RelayAllowed:    func(ip netip.Addr) bool { return d.config().RelayAllowed(ip) },
 		LowOnSpace:      durable.NewSpaceFloor(cfg.Limits.MinFreeBytes, cfg.DataDir, cfg.MaildirRoot).Low,
 		AuthFailDelay:   time.Second,
+		DNSBL:           dnsbl.New(dnsc, cfg.Inbound.DNSBL),
 		Metrics:         m,
 		Log:             log,
 	}, u)
@@ -191,12 +197,8 @@ func (d *Daemon) signingKeys() (*dkim.Keys, time.Duration) {
 	return d.keys.Load(), d.config().DKIM.Expiration.Duration
 }
 
-func openQueue(cfg *config.Config, log *slog.Logger, store *maildir.Store, u func() *users.Map, sign *signer,
-	m *metrics.Metrics) (*queue.Queue, *remote.Client, error) {
-	dnsc, err := resolver.New(cfg.DNS, 0)
-	if err != nil {
-		return nil, nil, fmt.Errorf("dns: %w", err)
-	}
+func openQueue(cfg *config.Config, log *slog.Logger, dnsc *resolver.Resolver, store *maildir.Store, u func() *users.Map,
+	sign *signer, m *metrics.Metrics) (*queue.Queue, *remote.Client, error) {
 	policy, err := remote.ParsePolicy(cfg.Outbound.TLS)
 	if err != nil {
 		return nil, nil, fmt.Errorf("outbound.tls: %w", err)

@@ -22,6 +22,7 @@ type Metrics struct {
 	deliveries  *prometheus.CounterVec
 	attempts    prometheus.Histogram
 	dkim        *prometheus.CounterVec
+	verdicts    *prometheus.CounterVec
 }
 
 // QueueStats reports the queue's size and its oldest message's arrival.
@@ -46,12 +47,15 @@ func New(stats QueueStats) *Metrics {
 		dkim: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "facteur_dkim_signatures_total", Help: "DKIM signatures made (signed) or that could not be made (failed), by signing domain.",
 		}, []string{"domain", "result"}),
+		verdicts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "facteur_inbound_verdicts_total", Help: "Verdicts of the checks on mail from the Internet, by check and result.",
+		}, []string{"check", "result"}),
 		attempts: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "facteur_delivery_attempt_seconds", Help: "Duration of one delivery attempt to one domain.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 12),
 		}),
 	}
-	m.reg.MustRegister(m.connections, m.accepted, m.refused, m.deliveries, m.attempts, m.dkim,
+	m.reg.MustRegister(m.connections, m.accepted, m.refused, m.deliveries, m.attempts, m.dkim, m.verdicts,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "facteur_queue_messages", Help: "Messages in the queue.",
@@ -108,6 +112,14 @@ func (m *Metrics) Attempt(d time.Duration) {
 func (m *Metrics) DKIMSignature(domain, result string) {
 	if m != nil {
 		m.dkim.WithLabelValues(domain, result).Inc()
+	}
+}
+
+// InboundVerdict counts one verdict of a check on inbound mail (check
+// "dnsbl", "rspamd"...); result is one of the check's fixed set of words.
+func (m *Metrics) InboundVerdict(check, result string) {
+	if m != nil {
+		m.verdicts.WithLabelValues(check, result).Inc()
 	}
 }
 

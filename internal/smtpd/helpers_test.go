@@ -95,7 +95,7 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 	if !pool.AppendCertsFromPEM(pemBytes) {
 		t.Fatal("no certificate in", certFile)
 	}
-	u, err := users.Parse(strings.NewReader("alice\nbob@example.test robert\n@other.test catchall\n"),
+	u, err := users.Parse(strings.NewReader("alice\nbob@example.test robert\npostmaster alice\n@other.test catchall\n"),
 		"users", []string{"example.test", "other.test"})
 	if err != nil {
 		t.Fatal(err)

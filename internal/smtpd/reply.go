@@ -7,6 +7,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"facteur/internal/dnsbl"
 	"facteur/internal/durable"
 	"facteur/internal/header"
 )
@@ -35,10 +36,15 @@ var (
 // Replies the session chose pass through; storage trouble becomes a
 // temporary refusal naming the queue id, never the internal error text.
 func toReply(err error, id string) *smtp.SMTPError {
-	var se *smtp.SMTPError
+	var (
+		se     *smtp.SMTPError
+		listed *dnsbl.Listed
+	)
 	switch {
 	case errors.As(err, &se):
 		return se
+	case errors.As(err, &listed):
+		return reply(554, 7, 1, "Service unavailable; client [%s] listed at %s", listed.IP, listed.Zone)
 	case errors.Is(err, errBadLineEnding):
 		return reply(550, 6, 0, "Message refused: bare CR or LF line ending (RFC 5321 2.3.8)")
 	case errors.Is(err, errNUL):

@@ -19,6 +19,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"facteur/internal/dnsbl"
 	"facteur/internal/metrics"
 	"facteur/internal/queue"
 	"facteur/internal/users"
@@ -76,8 +77,11 @@ type Options struct {
 	// AuthFailDelay is the pause before answering a failed login, times
 	// the failures in a row from that address (capped at ten times).
 	AuthFailDelay time.Duration
-	Metrics       *metrics.Metrics // nil: not counted
-	Log           *slog.Logger
+	// DNSBL are the blocklists a client of the MX listeners is looked up
+	// in; nil: none.
+	DNSBL   *dnsbl.Lists
+	Metrics *metrics.Metrics // nil: not counted
+	Log     *slog.Logger
 }
 
 // Server runs every listener of the process.

@@ -1,6 +1,7 @@
 package smtpd
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -9,9 +10,11 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"facteur/internal/dnsbl"
 	"facteur/internal/header"
 	"facteur/internal/maildir"
 	"facteur/internal/queue"
+	"facteur/internal/users"
 )
 
 // backend creates the sessions of one role.
@@ -40,6 +43,7 @@ type session struct {
 	c        *smtp.Conn
 	conn     *conn
 	log      *slog.Logger
+	listed   *dnsbl.Verdict // the blocklists' word on the client, once asked
 
 	from      string
 	eightBit  bool     // BODY=8BITMIME
@@ -102,6 +106,9 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 		return s.refuse(perr, "bad recipient address", "rcpt", printable(to))
 	}
 	u := s.srv.Users()
+	if err := s.refuseListed(to, local, domain, u); err != nil {
+		return err
+	}
 	if !u.IsLocalDomain(domain) && (s.role == Relay || s.authUser != "") {
 		s.remote = append(s.remote, to)
 		s.rcpts = append(s.rcpts, to)
@@ -118,6 +125,59 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	s.mailboxes = append(s.mailboxes, mailbox)
 	s.rcpts = append(s.rcpts, to)
 	return nil
+}
+
+// untrusted tells whether the session's mail is checked: mail from the
+// Internet is, mail from the relay's networks and logged-in users is not.
+func (s *session) untrusted() bool { return s.role == Inbound && s.authUser == "" }
+
+// refuseListed refuses every recipient of a client that a DNS blocklist
+// names, except the postmaster of our domains: a listed sender must still
+// be able to reach a human (RFC 5321 4.5.1).
+func (s *session) refuseListed(to, local, domain string, u *users.Map) error {
+	if strings.EqualFold(local, "postmaster") && u.IsLocalDomain(domain) {
+		return nil
+	}
+	v := s.blocklists()
+	if v == nil || v.Listed == nil {
+		return nil
+	}
+	return s.refuse(toReply(v.Listed, ""), "client listed in a DNSBL", "rcpt", printable(to),
+		"ip", v.Listed.IP, "zone", v.Listed.Zone, "code", v.Listed.Code)
+}
+
+// listTimeout bounds the blocklist lookups of one connection.
+const listTimeout = 10 * time.Second
+
+// blocklists looks the client up in the DNS blocklists once per
+// connection, at its first recipient; nil when it is not to be checked.
+// A list that cannot answer is logged and lists no one: the other checks
+// still stand, and a DNS outage must not refuse all mail.
+func (s *session) blocklists() *dnsbl.Verdict {
+	lists := s.srv.opts.DNSBL
+	if lists == nil || !s.untrusted() {
+		return nil
+	}
+	if s.listed == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), listTimeout)
+		v := lists.Check(ctx, s.conn.ip)
+		cancel()
+		for _, p := range v.Problems {
+			s.log.Warn("dnsbl: a list did not answer, the client is not held as listed by it", "ip", s.conn.ip, "err", p)
+		}
+		s.srv.opts.Metrics.InboundVerdict("dnsbl", v.Result())
+		s.listed = &v
+	}
+	return s.listed
+}
+
+// verdicts are the checks' words on the message, for its log line.
+func (s *session) verdicts() []any {
+	var attrs []any
+	if v := s.blocklists(); v != nil {
+		attrs = append(attrs, "dnsbl", v.Result())
+	}
+	return attrs
 }
 
 func (s *session) Data(r io.Reader) error {
@@ -156,8 +216,8 @@ func (s *session) Data(r io.Reader) error {
 		return rep
 	}
 	s.srv.opts.Metrics.Accepted(s.conn.listener, t.tls != nil)
-	s.log.Info("message accepted", "id", id, "from", printable(s.from),
-		"rcpts", strings.Join(s.rcpts, ","), "size", body.n, "tls", t.tls != nil, "user", s.authUser)
+	s.log.Info("message accepted", append([]any{"id", id, "from", printable(s.from),
+		"rcpts", strings.Join(s.rcpts, ","), "size", body.n, "tls", t.tls != nil, "user", s.authUser}, s.verdicts()...)...)
 	// go-smtp sends a non-nil SMTPError as the reply; this is how the 250
 	// carries the queue id.
 	return reply(250, 0, 0, "Ok: queued as %s", id)
