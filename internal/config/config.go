@@ -10,6 +10,7 @@ import (
 	"math"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -134,6 +135,13 @@ type Inbound struct {
 	// DNSBL are the blocklist zones a client is looked up in, once per
 	// connection; a listed client is refused at RCPT, postmaster aside.
 	DNSBL []string `toml:"dnsbl"`
+	// Rspamd is the URL of an rspamd (its normal worker) that checks
+	// every message at the end of DATA; "" turns it off.
+	Rspamd        string   `toml:"rspamd"`
+	RspamdTimeout Duration `toml:"rspamd_timeout"`
+	// RspamdOnError is what a message gets when rspamd gives no verdict:
+	// "accept" (taken unchecked) or "tempfail" (451 4.7.1).
+	RspamdOnError string `toml:"rspamd_on_error"`
 }
 
 type Log struct {
@@ -215,8 +223,9 @@ func Defaults() Config {
 			DelayWarning:   Duration{4 * time.Hour},
 			Pipelining:     true,
 		},
-		DKIM: DKIM{Expiration: Duration{72 * time.Hour}},
-		Log:  Log{Level: "info"},
+		DKIM:    DKIM{Expiration: Duration{72 * time.Hour}},
+		Inbound: Inbound{RspamdTimeout: Duration{20 * time.Second}, RspamdOnError: "accept"},
+		Log:     Log{Level: "info"},
 	}
 }
 
@@ -359,6 +368,19 @@ func (c *Config) validate() []Problem {
 			bad("inbound.dnsbl", "%q is not a DNS zone", c.Inbound.DNSBL[i])
 		}
 		c.Inbound.DNSBL[i] = z
+	}
+	if r := c.Inbound.Rspamd; r != "" {
+		if u, err := url.Parse(r); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("inbound.rspamd", "%q is not an http:// URL such as \"http://127.0.0.1:11333\"", r)
+		}
+	}
+	if c.Inbound.RspamdTimeout.Duration <= 0 {
+		bad("inbound.rspamd_timeout", "must be positive")
+	}
+	switch c.Inbound.RspamdOnError {
+	case "accept", "tempfail":
+	default:
+		bad("inbound.rspamd_on_error", "%q is not one of accept, tempfail", c.Inbound.RspamdOnError)
 	}
 	if m, err := durable.ParseMode(c.Sync); err != nil {
 		bad("sync", "%w", err)

@@ -103,6 +103,9 @@ func TestErrorsNameTheKey(t *testing.T) {
 		`hostname = 3`:                                   "hostname",
 		"[inbound]\ndnsbl = [\"zen example\"]":           "inbound.dnsbl",
 		"[inbound]\ndnsbl = [\"localhost\"]":             "inbound.dnsbl",
+		"[inbound]\nrspamd = \"127.0.0.1:11333\"":        "inbound.rspamd",
+		"[inbound]\nrspamd_on_error = \"drop\"":          "inbound.rspamd_on_error",
+		"[inbound]\nrspamd_timeout = \"0s\"":             "inbound.rspamd_timeout",
 	} {
 		_, err := Load(write(t, body), Switches{})
 		if err == nil || !strings.Contains(err.Error(), want) {
@@ -340,7 +343,7 @@ func TestDNSKeyAndItsOlderName(t *testing.T) {
 	}
 }
 
-func TestInboundDNSBL(t *testing.T) {
+func TestInbound(t *testing.T) {
 	c, err := Load(write(t, "[inbound]\ndnsbl = [\"Zen.Spamhaus.org.\", \"bl.example\"]"), Switches{})
 	if err != nil {
 		t.Fatal(err)
@@ -348,7 +351,9 @@ func TestInboundDNSBL(t *testing.T) {
 	if want := []string{"zen.spamhaus.org", "bl.example"}; !slices.Equal(c.Inbound.DNSBL, want) {
 		t.Errorf("inbound.dnsbl = %q, want %q", c.Inbound.DNSBL, want)
 	}
-	if d, _ := Load("", Switches{}); len(d.Inbound.DNSBL) != 0 {
-		t.Errorf("inbound.dnsbl by default = %q, want none", d.Inbound.DNSBL)
+	d, _ := Load("", Switches{})
+	if len(d.Inbound.DNSBL) != 0 || d.Inbound.Rspamd != "" || d.Inbound.RspamdOnError != "accept" ||
+		d.Inbound.RspamdTimeout.Duration != 20*time.Second {
+		t.Errorf("[inbound] by default = %+v, want no lists, no rspamd, 20s, accept", d.Inbound)
 	}
 }

@@ -33,6 +33,7 @@ import (
 	"facteur/internal/queue"
 	"facteur/internal/remote"
 	"facteur/internal/resolver"
+	"facteur/internal/rspamd"
 	"facteur/internal/smtpd"
 	"facteur/internal/tlsconf"
 	"facteur/internal/users"
@@ -119,6 +120,12 @@ func Start(cfg *config.Config, logs *logging.Log, readConfig func() (*config.Con
 	if err != nil {
 		return nil, fmt.Errorf("dns: %w", err)
 	}
+	var spam *rspamd.Client
+	if cfg.Inbound.Rspamd != "" {
+		if spam, err = rspamd.New(cfg.Inbound.Rspamd, cfg.Inbound.RspamdTimeout.Duration); err != nil {
+			return nil, fmt.Errorf("inbound.rspamd: %w", err)
+		}
+	}
 	if d.queue, d.remote, err = openQueue(cfg, log, dnsc, store, d.users, sign, m); err != nil {
 		return nil, err
 	}
@@ -140,6 +147,8 @@ func Start(cfg *config.Config, logs *logging.Log, readConfig func() (*config.Con
 		LowOnSpace:      durable.NewSpaceFloor(cfg.Limits.MinFreeBytes, cfg.DataDir, cfg.MaildirRoot).Low,
 		AuthFailDelay:   time.Second,
 		DNSBL:           dnsbl.New(dnsc, cfg.Inbound.DNSBL),
+		Rspamd:          spam,
+		RspamdTempfail:  cfg.Inbound.RspamdOnError == "tempfail",
 		Metrics:         m,
 		Log:             log,
 	}, u)

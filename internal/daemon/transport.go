@@ -55,7 +55,7 @@ func (t *transport) local(u *users.Map, m *remote.Message) []remote.Result {
 	ok := remote.Result{Status: remote.Sent, Code: 250, Enhanced: "2.0.0", Text: "delivered to Maildir", Host: t.hostname}
 	r, err := m.Open()
 	if err == nil {
-		_, err = t.maildir.Deliver(boxes, maildir.ReturnPath(m.From), r)
+		_, err = t.maildir.Deliver(boxes, maildir.ReturnPath(m.From), r, nil)
 		r.Close()
 	}
 	if err != nil {

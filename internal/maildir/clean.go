@@ -15,7 +15,7 @@ import (
 const tmpMaxAge = 36 * time.Hour
 
 // CleanTmp removes the files older than 36 hours from every
-// <root>/*/Maildir/tmp and returns how many it removed. It goes on past
+// <root>/*/Maildir/tmp (and .Junk/tmp) and returns how many it removed. It goes on past
 // errors and returns them all.
 func (s *Store) CleanTmp(now time.Time) (int, error) {
 	boxes, err := os.ReadDir(s.root)
@@ -27,9 +27,12 @@ func (s *Store) CleanTmp(now time.Time) (int, error) {
 	}
 	removed := 0
 	var errs []error
+	// Not filtered on IsDir: a mailbox may be a symlink to a directory.
+	var tmps []string
 	for _, b := range boxes {
-		// Not filtered on IsDir: a mailbox may be a symlink to a directory.
-		tmp := s.dir(b.Name(), "tmp")
+		tmps = append(tmps, s.dir(b.Name(), "", "tmp"), s.dir(b.Name(), Junk, "tmp"))
+	}
+	for _, tmp := range tmps {
 		files, err := os.ReadDir(tmp)
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
 			continue

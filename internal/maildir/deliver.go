@@ -1,6 +1,7 @@
 package maildir
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -11,24 +12,46 @@ import (
 	"time"
 
 	"facteur/internal/durable"
+	msgheader "facteur/internal/header"
 )
+
+// Check looks at a message received whole, before it is made durable, and
+// says where it goes. msg reads the message as it will be stored (the
+// header given to Deliver first), size is its length. An error refuses the
+// message: Deliver removes it and returns the error.
+type Check func(msg io.Reader, size int64) (Verdict, error)
+
+// Verdict is what a Check decided.
+type Verdict struct {
+	// Folder is "" for the inbox, or a Maildir++ folder (Junk).
+	Folder string
+	// Edit, when set, rewrites the header section (its bytes up to and
+	// including the empty line that ends it) before the message is stored.
+	Edit func(header []byte) []byte
+}
+
+// maxEdited bounds the header section read into memory for an Edit.
+const maxEdited = 1 << 20
 
 // Deliver stores one message in each of mailboxes: header (already
 // CRLF-terminated lines) followed by everything read from body, which is
-// streamed, never held whole in memory. It returns once every copy is durable
-// in its Maildir/new, with the base names of the new files (all copies share
-// one name), in the order of the mailboxes after removing duplicates.
+// streamed, never held whole in memory. check, when not nil, is asked
+// where the message goes once it is whole in tmp/ (see Check). Deliver
+// returns once every copy is durable in its Maildir's new/ (or the
+// folder's), with the base names of the new files (all copies share one
+// name), in the order of the mailboxes after removing duplicates.
 //
 // Delivery is all or nothing: if a mailbox name is not ValidMailbox nothing is
-// written; if body or any file operation fails, every file this call created
-// is removed and the error, which wraps body's, is returned.
-func (s *Store) Deliver(mailboxes []string, header []byte, body io.Reader) ([]string, error) {
+// written; if body, check or any file operation fails, every file this call
+// created is removed and the error, which wraps body's or check's, is
+// returned.
+func (s *Store) Deliver(mailboxes []string, header []byte, body io.Reader, check Check) ([]string, error) {
 	boxes, err := distinct(mailboxes)
 	if err != nil {
 		return nil, err
 	}
 	d := &delivery{name: s.uniqueName(time.Now())}
-	if err := d.run(s, boxes, header, body); err != nil {
+	if err := d.run(s, boxes, header, body, check); err != nil {
 		d.abort()
 		return nil, err
 	}
@@ -67,13 +90,13 @@ type delivery struct {
 }
 
 // retry runs step, which must not have consumed anything when it fails, and
-// once more after creating the Maildir of mailbox if it failed for want of a
-// directory: on the first delivery to mailbox, or when its Maildir was
-// removed while the server runs.
-func (s *Store) retry(mailbox string, step func() error) error {
+// once more after creating the Maildir of mailbox (and folder) if it failed
+// for want of a directory: on the first delivery to mailbox, or when its
+// Maildir was removed while the server runs.
+func (s *Store) retry(mailbox, folder string, step func() error) error {
 	err := step()
 	if errors.Is(err, fs.ErrNotExist) {
-		if err := s.prepare(mailbox); err != nil {
+		if err := s.prepare(mailbox, folder); err != nil {
 			return err
 		}
 		err = step()
@@ -81,15 +104,19 @@ func (s *Store) retry(mailbox string, step func() error) error {
 	return err
 }
 
-func (d *delivery) run(s *Store, boxes []string, header []byte, body io.Reader) error {
-	first := filepath.Join(s.dir(boxes[0], "tmp"), d.name)
+func (d *delivery) run(s *Store, boxes []string, header []byte, body io.Reader, check Check) error {
+	first := filepath.Join(s.dir(boxes[0], "", "tmp"), d.name)
 	var f *os.File
-	if err := s.retry(boxes[0], func() (err error) { f, err = d.create(first); return err }); err != nil {
+	if err := s.retry(boxes[0], "", func() (err error) { f, err = d.create(first); return err }); err != nil {
 		return err
+	}
+	n, err := durable.Fill(f, header, body)
+	folder := ""
+	if err == nil && check != nil {
+		first, f, folder, err = d.check(s, boxes[0], first, f, n, check)
 	}
 	// Durable before its rename into new/; that also covers the hard links
 	// made to it below: they share the inode.
-	_, err := durable.Fill(f, header, body)
 	if err == nil {
 		err = s.sync.Content(f)
 	}
@@ -100,14 +127,14 @@ func (d *delivery) run(s *Store, boxes []string, header []byte, body io.Reader) 
 		return fmt.Errorf("maildir: store message in %s: %w", first, err)
 	}
 	for _, m := range boxes[1:] {
-		dst := filepath.Join(s.dir(m, "tmp"), d.name)
-		if err := s.retry(m, func() error { return d.link(s.sync, first, dst) }); err != nil {
+		dst := filepath.Join(s.dir(m, folder, "tmp"), d.name)
+		if err := s.retry(m, folder, func() error { return d.link(s.sync, first, dst) }); err != nil {
 			return err
 		}
 	}
 	for i, m := range boxes {
-		final := filepath.Join(s.dir(m, "new"), d.name)
-		if err := s.retry(m, func() error { return durable.Rename(d.tmps[i], final) }); err != nil {
+		final := filepath.Join(s.dir(m, folder, "new"), d.name)
+		if err := s.retry(m, folder, func() error { return durable.Rename(d.tmps[i], final) }); err != nil {
 			return fmt.Errorf("maildir: %w", err)
 		}
 		d.news = append(d.news, final)
@@ -118,13 +145,60 @@ func (d *delivery) run(s *Store, boxes []string, header []byte, body io.Reader) 
 	errs := make([]error, len(boxes))
 	var wg sync.WaitGroup
 	for i, m := range boxes {
-		wg.Go(func() { errs[i] = s.sync.Names(s.dir(m, "new")) })
+		wg.Go(func() { errs[i] = s.sync.Names(s.dir(m, folder, "new")) })
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("maildir: %w", err)
 	}
 	return nil
+}
+
+// check runs check on the first copy, f at path, of size bytes, and
+// returns the file that goes on: f, or a new one in the folder's tmp/ when
+// the header is edited, written with the edited header followed by the
+// rest of f copied in the kernel (copy_file_range). The check reads f
+// before it is synced: a refused message costs no sync.
+func (d *delivery) check(s *Store, mailbox, path string, f *os.File, size int64, check Check) (string, *os.File, string, error) {
+	r, err := os.Open(path)
+	if err != nil {
+		return path, f, "", fmt.Errorf("reopen for the check: %w", err)
+	}
+	defer r.Close()
+	v, err := check(r, size)
+	if err != nil || v.Edit == nil {
+		return path, f, v.Folder, err
+	}
+	if _, err := r.Seek(0, io.SeekStart); err != nil {
+		return path, f, "", err
+	}
+	br := bufio.NewReader(io.LimitReader(r, maxEdited))
+	raw, _, _, err := msgheader.Read(br)
+	if err != nil {
+		return path, f, "", fmt.Errorf("read the header to edit: %w", err)
+	}
+	if int64(len(raw)) >= maxEdited {
+		return path, f, "", fmt.Errorf("header section over %d bytes, not edited", maxEdited)
+	}
+	// The edited copy gets a name of its own: it may share tmp/ with f.
+	d.name = s.uniqueName(time.Now())
+	edited := filepath.Join(s.dir(mailbox, v.Folder, "tmp"), d.name)
+	var out *os.File
+	if err := s.retry(mailbox, v.Folder, func() (err error) { out, err = d.create(edited); return err }); err != nil {
+		return path, f, "", err
+	}
+	f.Close()
+	os.Remove(path)
+	d.tmps = d.tmps[1:]
+	if _, err := r.Seek(int64(len(raw)), io.SeekStart); err != nil {
+		return edited, out, "", err
+	}
+	if _, err := out.Write(v.Edit(raw)); err != nil {
+		return edited, out, "", err
+	}
+	// File to file: io.Copy lets the kernel copy the body.
+	_, err = io.Copy(out, r)
+	return edited, out, v.Folder, err
 }
 
 // create makes the first copy's file in tmp/.

@@ -27,7 +27,7 @@ func TestDeliverCopiesAcrossFilesystems(t *testing.T) {
 	}
 
 	body := "Subject: x\r\n\r\nhello\r\n"
-	names, err := New(root, "h", durable.Filesystem).Deliver([]string{"alice", "bob"}, []byte(header), strings.NewReader(body))
+	names, err := New(root, "h", durable.Filesystem).Deliver([]string{"alice", "bob"}, []byte(header), strings.NewReader(body), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

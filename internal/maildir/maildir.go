@@ -5,6 +5,7 @@ package maildir
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -48,17 +49,35 @@ func ValidMailbox(name string) bool {
 	return true
 }
 
-func (s *Store) dir(mailbox, sub string) string {
-	return filepath.Join(s.root, mailbox, "Maildir", sub)
+// Junk is the Maildir++ folder of suspected spam, which Dovecot and IMAP
+// clients show as Junk: <Maildir>/.Junk/{tmp,new,cur}.
+const Junk = ".Junk"
+
+// dir is a subdirectory (tmp, new, cur) of mailbox's inbox, or of its
+// Maildir++ folder when folder is not "".
+func (s *Store) dir(mailbox, folder, sub string) string {
+	return filepath.Join(s.root, mailbox, "Maildir", folder, sub)
 }
 
-// prepare creates the Maildir of mailbox. Deliveries call it only when a
-// step fails for want of a directory (see retry): stat'ing three
-// directories before every delivery cost more than the retry ever will.
-func (s *Store) prepare(mailbox string) error {
-	for _, sub := range []string{"tmp", "new", "cur"} {
-		if err := durable.MkdirAll(s.dir(mailbox, sub)); err != nil {
-			return fmt.Errorf("maildir: prepare %s: %w", mailbox, err)
+// prepare creates the Maildir of mailbox, and its folder when not "".
+// Deliveries call it only when a step fails for want of a directory (see
+// retry): stat'ing three directories before every delivery cost more than
+// the retry ever will.
+func (s *Store) prepare(mailbox, folder string) error {
+	for _, f := range []string{"", folder} {
+		for _, sub := range []string{"tmp", "new", "cur"} {
+			if err := durable.MkdirAll(s.dir(mailbox, f, sub)); err != nil {
+				return fmt.Errorf("maildir: prepare %s: %w", mailbox, err)
+			}
+		}
+		if f != "" {
+			// Maildir++ marks a folder so; Courier and Dovecot look for it.
+			mark := s.dir(mailbox, f, "maildirfolder")
+			fd, err := os.OpenFile(mark, os.O_WRONLY|os.O_CREATE, 0o600)
+			if err != nil {
+				return fmt.Errorf("maildir: prepare %s: %w", mailbox, err)
+			}
+			fd.Close()
 		}
 	}
 	return nil

@@ -43,7 +43,7 @@ func testDeliverContent(t *testing.T, m durable.Mode) {
 	root := t.TempDir()
 	s := New(root, "mx.example.test", m)
 	body := "Subject: hi\r\n\r\nhello\r\n"
-	names, err := s.Deliver([]string{"alice"}, []byte(header), strings.NewReader(body))
+	names, err := s.Deliver([]string{"alice"}, []byte(header), strings.NewReader(body), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +83,7 @@ func testDeliverContent(t *testing.T, m durable.Mode) {
 func TestDeliverLargeBody(t *testing.T) {
 	root := t.TempDir()
 	body := bytes.Repeat([]byte("0123456789abcdef\r\n"), 20000)
-	names, err := New(root, "h", durable.Filesystem).Deliver([]string{"alice"}, []byte(header), bytes.NewReader(body))
+	names, err := New(root, "h", durable.Filesystem).Deliver([]string{"alice"}, []byte(header), bytes.NewReader(body), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func TestDeliverLargeBody(t *testing.T) {
 func TestDeliverSeveralMailboxes(t *testing.T) {
 	root := t.TempDir()
 	boxes := []string{"alice", "bob", "carol", "bob"}
-	names, err := New(root, "h", durable.Filesystem).Deliver(boxes, []byte(header), strings.NewReader("body\r\n"))
+	names, err := New(root, "h", durable.Filesystem).Deliver(boxes, []byte(header), strings.NewReader("body\r\n"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +140,7 @@ func (r *failingReader) Read(p []byte) (int, error) {
 func TestDeliverBodyError(t *testing.T) {
 	root := t.TempDir()
 	boxes := []string{"alice", "bob"}
-	_, err := New(root, "h", durable.Filesystem).Deliver(boxes, []byte(header), &failingReader{})
+	_, err := New(root, "h", durable.Filesystem).Deliver(boxes, []byte(header), &failingReader{}, nil)
 	if !errors.Is(err, errBareLF) {
 		t.Fatalf("error %v does not wrap the reader's", err)
 	}
@@ -159,7 +159,7 @@ func TestDeliverInvalidMailbox(t *testing.T) {
 	s := New(root, "h", durable.Filesystem)
 	for _, m := range []string{"../x", "a/b", ".", "..", "", "a\x00b", "a\nb", ".hidden", strings.Repeat("a", 65)} {
 		// A valid mailbox next to the bad one must not be delivered either.
-		_, err := s.Deliver([]string{"alice", m}, []byte(header), strings.NewReader("x"))
+		_, err := s.Deliver([]string{"alice", m}, []byte(header), strings.NewReader("x"), nil)
 		if err == nil {
 			t.Errorf("mailbox %q accepted", m)
 		}
@@ -171,7 +171,7 @@ func TestDeliverInvalidMailbox(t *testing.T) {
 	if len(entries) != 0 {
 		t.Errorf("refused deliveries created %v", entries)
 	}
-	if _, err := s.Deliver(nil, []byte(header), strings.NewReader("x")); err == nil {
+	if _, err := s.Deliver(nil, []byte(header), strings.NewReader("x"), nil); err == nil {
 		t.Error("delivery to no mailbox succeeded")
 	}
 }
@@ -200,7 +200,7 @@ func TestDeliverConcurrentNames(t *testing.T) {
 		wg.Go(func() {
 			for i := range 20 {
 				body := strings.NewReader(fmt.Sprintf("message %d/%d\r\n", g, i))
-				if _, err := stores[g%2].Deliver([]string{"alice"}, nil, body); err != nil {
+				if _, err := stores[g%2].Deliver([]string{"alice"}, nil, body, nil); err != nil {
 					errs <- err
 					return
 				}
@@ -225,7 +225,7 @@ func TestDeliverConcurrentNames(t *testing.T) {
 
 func TestHostnameEscaped(t *testing.T) {
 	root := t.TempDir()
-	names, err := New(root, "a/b:c", durable.Filesystem).Deliver([]string{"alice"}, nil, strings.NewReader("x"))
+	names, err := New(root, "a/b:c", durable.Filesystem).Deliver([]string{"alice"}, nil, strings.NewReader("x"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,7 +240,7 @@ func TestCleanTmp(t *testing.T) {
 	if n, err := s.CleanTmp(time.Now()); n != 0 || err != nil {
 		t.Fatalf("CleanTmp on an empty root = %d, %v", n, err)
 	}
-	if _, err := s.Deliver([]string{"alice"}, nil, strings.NewReader("x")); err != nil {
+	if _, err := s.Deliver([]string{"alice"}, nil, strings.NewReader("x"), nil); err != nil {
 		t.Fatal(err)
 	}
 	tmp := filepath.Join(root, "alice", "Maildir", "tmp")
@@ -291,7 +291,7 @@ func BenchmarkDeliver(b *testing.B) {
 				r := bytes.NewReader(msg)
 				for pb.Next() {
 					r.Reset(msg)
-					if _, err := s.Deliver([]string{"alice"}, nil, io.Reader(r)); err != nil {
+					if _, err := s.Deliver([]string{"alice"}, nil, io.Reader(r), nil); err != nil {
 						b.Fatal(err)
 					}
 				}
@@ -307,14 +307,14 @@ func TestDeliverRecreatesRemovedMaildir(t *testing.T) {
 	root := t.TempDir()
 	s := New(root, "h", durable.Filesystem)
 	boxes := []string{"alice", "bob"}
-	if _, err := s.Deliver(boxes, []byte(header), strings.NewReader("first\r\n")); err != nil {
+	if _, err := s.Deliver(boxes, []byte(header), strings.NewReader("first\r\n"), nil); err != nil {
 		t.Fatal(err)
 	}
 	for _, gone := range []string{"alice/Maildir/new", "bob/Maildir", "alice/Maildir/tmp"} {
 		if err := os.RemoveAll(filepath.Join(root, gone)); err != nil {
 			t.Fatal(err)
 		}
-		names, err := s.Deliver(boxes, []byte(header), strings.NewReader("after "+gone+"\r\n"))
+		names, err := s.Deliver(boxes, []byte(header), strings.NewReader("after "+gone+"\r\n"), nil)
 		if err != nil {
 			t.Fatalf("delivery after removing %s: %v", gone, err)
 		}

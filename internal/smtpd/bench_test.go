@@ -106,7 +106,7 @@ var benchBody = func() string {
 // discardStore takes a message without storing it.
 type discardStore struct{}
 
-func (discardStore) Deliver(mailboxes []string, header []byte, body io.Reader) ([]string, error) {
+func (discardStore) Deliver(mailboxes []string, header []byte, body io.Reader, _ maildir.Check) ([]string, error) {
 	_, err := io.Copy(io.Discard, body)
 	return nil, err
 }

@@ -1,6 +1,7 @@
 package smtpd
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"facteur/internal/dnsbl"
 	"facteur/internal/durable"
 	"facteur/internal/header"
+	"facteur/internal/rspamd"
 )
 
 // reply builds an SMTP reply whose enhanced code always has the class of
@@ -30,6 +32,7 @@ var (
 	errLongHeader    = errors.New("header line over 998 octets")
 	errLowOnSpace    = reply(452, 3, 1, "Insufficient system storage, try again later")
 	errNoRelay       = reply(530, 7, 0, "Relaying from your address needs authentication")
+	errFilterDown    = errors.New("content filter unavailable")
 )
 
 // toReply is the one place where an error becomes what the client is told.
@@ -39,12 +42,19 @@ func toReply(err error, id string) *smtp.SMTPError {
 	var (
 		se     *smtp.SMTPError
 		listed *dnsbl.Listed
+		spam   *rspamd.Refusal
 	)
 	switch {
 	case errors.As(err, &se):
 		return se
 	case errors.As(err, &listed):
 		return reply(554, 7, 1, "Service unavailable; client [%s] listed at %s", listed.IP, listed.Zone)
+	case errors.As(err, &spam) && spam.Action == rspamd.Reject:
+		return reply(550, 7, 1, "%s", printable(cmp.Or(spam.Message, "Message refused as spam")))
+	case errors.As(err, &spam):
+		return reply(451, 7, 1, "%s", printable(cmp.Or(spam.Message, "Try again later")))
+	case errors.Is(err, errFilterDown):
+		return reply(451, 7, 1, "Content filter unavailable, try again later")
 	case errors.Is(err, errBadLineEnding):
 		return reply(550, 6, 0, "Message refused: bare CR or LF line ending (RFC 5321 2.3.8)")
 	case errors.Is(err, errNUL):

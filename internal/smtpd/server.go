@@ -20,8 +20,10 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"facteur/internal/dnsbl"
+	"facteur/internal/maildir"
 	"facteur/internal/metrics"
 	"facteur/internal/queue"
+	"facteur/internal/rspamd"
 	"facteur/internal/users"
 )
 
@@ -45,7 +47,7 @@ type Authenticator interface {
 
 // Deliverer stores a message into local Maildirs; *maildir.Store is one.
 type Deliverer interface {
-	Deliver(mailboxes []string, header []byte, body io.Reader) ([]string, error)
+	Deliver(mailboxes []string, header []byte, body io.Reader, check maildir.Check) ([]string, error)
 }
 
 // Spooler keeps mail for remote delivery; *queue.Queue is one.
@@ -79,9 +81,14 @@ type Options struct {
 	AuthFailDelay time.Duration
 	// DNSBL are the blocklists a client of the MX listeners is looked up
 	// in; nil: none.
-	DNSBL   *dnsbl.Lists
-	Metrics *metrics.Metrics // nil: not counted
-	Log     *slog.Logger
+	DNSBL *dnsbl.Lists
+	// Rspamd checks every message of the MX listeners; nil: none. When it
+	// gives no verdict, the message is taken unchecked, or refused for
+	// now (451 4.7.1) if RspamdTempfail.
+	Rspamd         *rspamd.Client
+	RspamdTempfail bool
+	Metrics        *metrics.Metrics // nil: not counted
+	Log            *slog.Logger
 }
 
 // Server runs every listener of the process.

@@ -14,6 +14,7 @@ import (
 	"facteur/internal/header"
 	"facteur/internal/maildir"
 	"facteur/internal/queue"
+	"facteur/internal/rspamd"
 	"facteur/internal/users"
 )
 
@@ -44,6 +45,7 @@ type session struct {
 	conn     *conn
 	log      *slog.Logger
 	listed   *dnsbl.Verdict // the blocklists' word on the client, once asked
+	spam     []any          // rspamd's word on the message, for the log
 
 	from      string
 	eightBit  bool     // BODY=8BITMIME
@@ -54,6 +56,7 @@ type session struct {
 }
 
 func (s *session) Reset() {
+	s.spam = nil
 	s.from, s.eightBit, s.utf8, s.mailboxes, s.remote, s.rcpts = "", false, false, nil, nil, nil
 }
 
@@ -177,7 +180,7 @@ func (s *session) verdicts() []any {
 	if v := s.blocklists(); v != nil {
 		attrs = append(attrs, "dnsbl", v.Result())
 	}
-	return attrs
+	return append(attrs, s.spam...)
 }
 
 func (s *session) Data(r io.Reader) error {
@@ -209,8 +212,8 @@ func (s *session) Data(r io.Reader) error {
 			// (smuggling by slowness). Hang up after the reply instead.
 			s.conn.hangUp.Store(true)
 		}
-		s.log.Warn("message refused", "id", id, "from", printable(s.from), "code", rep.Code,
-			"reason", rep.Message, "err", err)
+		s.log.Warn("message refused", append([]any{"id", id, "from", printable(s.from), "code", rep.Code,
+			"reason", rep.Message, "err", err}, s.verdicts()...)...)
 		s.srv.opts.Metrics.Refused(fmt.Sprintf("message refused %d %d.%d.%d", rep.Code,
 			rep.EnhancedCode[0], rep.EnhancedCode[1], rep.EnhancedCode[2]))
 		return rep
@@ -231,18 +234,53 @@ func (s *session) Data(r io.Reader) error {
 func (s *session) store(id, received string, body io.Reader) error {
 	mailboxes := s.srv.opts.Maildir
 	if len(s.remote) == 0 {
-		_, err := mailboxes.Deliver(s.mailboxes, append(maildir.ReturnPath(s.from), received...), body)
+		_, err := mailboxes.Deliver(s.mailboxes, append(maildir.ReturnPath(s.from), received...), body, s.spamCheck(id))
 		return err
 	}
 	var local func(io.Reader) error
 	if len(s.mailboxes) > 0 {
 		local = func(stored io.Reader) error {
-			_, err := mailboxes.Deliver(s.mailboxes, maildir.ReturnPath(s.from), stored)
+			_, err := mailboxes.Deliver(s.mailboxes, maildir.ReturnPath(s.from), stored, nil)
 			return err
 		}
 	}
 	m := queue.Message{ID: id, From: s.from, Origin: s.origin(), Rcpts: s.remote, EightBit: s.eightBit, SMTPUTF8: s.utf8}
 	return s.srv.opts.Queue.Enqueue(m, []byte(received), body, local)
+}
+
+// spamCheck is rspamd's look at a message from the Internet, once it is
+// whole in tmp/; nil when there is none to take.
+func (s *session) spamCheck(id string) maildir.Check {
+	c := s.srv.opts.Rspamd
+	if c == nil || !s.untrusted() {
+		return nil
+	}
+	return func(msg io.Reader, size int64) (maildir.Verdict, error) {
+		env := rspamd.Envelope{IP: s.conn.ip, Helo: s.c.Hostname(), From: s.from, Rcpts: s.rcpts, QueueID: id}
+		r, err := c.Check(context.Background(), env, msg, size)
+		if err == nil && !r.Known() {
+			err = fmt.Errorf("rspamd: action %q is none of facteur's", r.Action)
+		}
+		if err != nil {
+			s.spam = []any{"rspamd", "error"}
+			s.srv.opts.Metrics.InboundVerdict("rspamd", "error")
+			if s.srv.opts.RspamdTempfail {
+				return maildir.Verdict{}, fmt.Errorf("%w: %v", errFilterDown, err)
+			}
+			s.log.Warn("rspamd gave no verdict: message taken unchecked (rspamd_on_error = \"accept\")", "id", id, "err", err)
+			return maildir.Verdict{}, nil
+		}
+		s.spam = []any{"rspamd", r.Action, "score", r.Score}
+		s.srv.opts.Metrics.InboundVerdict("rspamd", r.Action)
+		if refusal := r.Refusal(); refusal != nil {
+			return maildir.Verdict{}, refusal
+		}
+		v := maildir.Verdict{Edit: r.Edit}
+		if r.Junk() {
+			v.Folder = maildir.Junk
+		}
+		return v, nil
+	}
 }
 
 // origin is how the session's mail enters the queue, which decides
