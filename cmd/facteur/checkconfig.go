@@ -108,6 +108,12 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 			row("dkim key", fmt.Sprintf("%s selector %s: %s, %d bits (%s)", k.Domain, k.Selector, k.Algorithm(), k.Bits(), k.File))
 		}
 	}
+	row("dnsbl", or(strings.Join(cfg.Inbound.DNSBL, ", "), "off"))
+	spam := "off"
+	if in := cfg.Inbound; in.Rspamd != "" {
+		spam = fmt.Sprintf("%s, timeout %s, on error %s", in.Rspamd, in.RspamdTimeout, in.RspamdOnError)
+	}
+	row("rspamd", spam)
 	row("limits", fmt.Sprintf("message %d bytes, %d recipients, timeout %s, %d connections (%d per IP), min free %d bytes",
 		l.MaxMessageBytes, l.MaxRecipients, l.Timeout, l.MaxConnections, l.MaxConnectionsPerIP, l.MinFreeBytes))
 	row("metrics", or(cfg.Metrics.Listen, "off"))

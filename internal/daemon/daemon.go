@@ -268,7 +268,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	cfg := d.config()
 	d.log.Info("facteur started", "hostname", cfg.Hostname, "domains", strings.Join(cfg.Domains, ","),
 		"listen", strings.Join(listening, " "), "maildir_root", cfg.MaildirRoot, "users", d.smtp.Users().Len(),
-		"cert", cert, "certificate", d.tls.Describe(), "dkim", keyNames(d.keys.Load()), "pid", os.Getpid())
+		"cert", cert, "certificate", d.tls.Describe(), "dkim", keyNames(d.keys.Load()),
+		"dnsbl", strings.Join(cfg.Inbound.DNSBL, ","), "rspamd", cfg.Inbound.Rspamd, "pid", os.Getpid())
 	for {
 		select {
 		case <-ctx.Done():

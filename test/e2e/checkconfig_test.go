@@ -15,7 +15,7 @@ func TestCheckConfig(t *testing.T) {
 	}
 	for _, want := range []string{"hostname", "mx.example.test", "users", ": 2 entries", "listen smtps", in.smtps,
 		"self-signed, made at first start", "tls=opportunistic", "passwords", "missing, so AUTH refuses",
-		"postmaster", "no mailbox at example.test", "sync", "filesystem: one syncfs"} {
+		"postmaster", "no mailbox at example.test", "sync", "filesystem: one syncfs", "dnsbl", "rspamd"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
@@ -25,6 +25,13 @@ func TestCheckConfig(t *testing.T) {
 	cfg, err := os.ReadFile(filepath.Join(in.dir, "facteur.toml"))
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The spam checks in force.
+	in.writeFile("spam.toml", strings.Replace(string(cfg), "[listen]",
+		"[inbound]\ndnsbl = [\"zen.example\", \"bl.example\"]\nrspamd = \"http://127.0.0.1:11333\"\n[listen]", 1))
+	if code, out = in.runAs(binary, "", "check-config", "--config", "spam.toml"); code != 0 ||
+		!strings.Contains(out, "zen.example, bl.example") || !strings.Contains(out, "http://127.0.0.1:11333, timeout 20s, on error accept") {
+		t.Errorf("[inbound]: exit %d\n%s", code, out)
 	}
 	in.writeFile("file.toml", "sync = \"file\"\n"+string(cfg))
 	if code, out = in.runAs(binary, "", "check-config", "--config", "file.toml"); code != 0 ||
