@@ -12,6 +12,7 @@ import (
 	"blitiri.com.ar/go/spf"
 	"github.com/emersion/go-msgauth/dmarc"
 
+	"facteur/internal/auth"
 	"facteur/internal/dkim"
 	"facteur/internal/zone"
 )
@@ -358,10 +359,10 @@ func (c *checker) dmarcRecords(domain string) ([]string, string, error) {
 				recs = append(recs, t)
 			}
 		}
-		if len(recs) > 0 || at == orgDomain(domain) {
+		if len(recs) > 0 || at == auth.OrgDomain(domain) {
 			return recs, at, nil
 		}
-		at = orgDomain(domain)
+		at = auth.OrgDomain(domain)
 	}
 }
 
@@ -371,7 +372,7 @@ func (c *checker) alignment(domain string, rec *dmarc.Record, keys []*dkim.Key, 
 	subject := domain + " DMARC alignment"
 	var aligned []string
 	for _, k := range keys {
-		if k.Domain == domain || rec.DKIMAlignment != dmarc.AlignmentStrict && orgDomain(k.Domain) == orgDomain(domain) {
+		if auth.Aligned(k.Domain, domain, rec.DKIMAlignment == dmarc.AlignmentStrict) {
 			aligned = append(aligned, "DKIM (d="+k.Domain+")")
 			break
 		}

@@ -12,8 +12,6 @@ import (
 	"slices"
 	"strings"
 
-	"golang.org/x/net/publicsuffix"
-
 	"facteur/internal/config"
 	"facteur/internal/dkim"
 )
@@ -128,15 +126,6 @@ func (s *Setup) keysFor(domain string) []*dkim.Key {
 		return nil
 	}
 	return s.Keys.For(domain)
-}
-
-// orgDomain is domain's organizational domain (RFC 7489 3.2), which
-// relaxed DMARC alignment compares.
-func orgDomain(domain string) string {
-	if org, err := publicsuffix.EffectiveTLDPlusOne(domain); err == nil {
-		return org
-	}
-	return domain
 }
 
 // sameHost compares DNS names, case and final dot aside.
