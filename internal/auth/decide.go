@@ -79,24 +79,20 @@ func (v *Verdict) Action(mode Mode) (Action, string) {
 	return Inbox, ""
 }
 
-// String sums the verdicts up for a log line: "spf=pass dkim=pass dmarc=pass".
-func (v *Verdict) String() string {
-	var b strings.Builder
-	b.WriteString("spf=" + string(v.SPF.Result))
-	if len(v.DKIM) == 0 {
-		b.WriteString(" dkim=none")
-	}
-	for _, d := range v.DKIM {
-		b.WriteString(" dkim=" + string(d.Result))
-		if d.Domain != "" {
-			b.WriteString("(" + d.Domain + ")")
+// LogAttrs are the verdicts for a log line: spf=pass dkim=pass
+// dmarc=pass, several DKIM results comma-separated.
+func (v *Verdict) LogAttrs() []any {
+	dkim := string(None)
+	if len(v.DKIM) > 0 {
+		rs := make([]string, len(v.DKIM))
+		for i, d := range v.DKIM {
+			rs[i] = string(d.Result)
 		}
+		dkim = strings.Join(rs, ",")
 	}
+	attrs := []any{"spf", string(v.SPF.Result), "dkim", dkim}
 	if v.DMARC.Result != "" {
-		b.WriteString(" dmarc=" + string(v.DMARC.Result))
-		if v.DMARC.Policy != "" {
-			b.WriteString("(p=" + string(v.DMARC.Policy) + ")")
-		}
+		attrs = append(attrs, "dmarc", string(v.DMARC.Result))
 	}
-	return b.String()
+	return attrs
 }

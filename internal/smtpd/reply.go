@@ -8,6 +8,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"facteur/internal/auth"
 	"facteur/internal/dnsbl"
 	"facteur/internal/durable"
 	"facteur/internal/header"
@@ -34,6 +35,21 @@ var (
 	errNoRelay       = reply(530, 7, 0, "Relaying from your address needs authentication")
 	errFilterDown    = errors.New("content filter unavailable")
 )
+
+// verdictReply is the refusal the checks of a message call for, nil when
+// they call for none; why is shown to the sender.
+func verdictReply(a auth.Action, why string) *smtp.SMTPError {
+	switch a {
+	case auth.Reject, auth.RejectFrom:
+		return reply(550, 7, 1, "Message refused: %s", why)
+	case auth.RejectSPF:
+		// RFC 7372: the SPF check failed.
+		return reply(550, 7, 23, "Message refused: %s", why)
+	case auth.Defer:
+		return reply(451, 4, 3, "%s, try again later", why)
+	}
+	return nil
+}
 
 // toReply is the one place where an error becomes what the client is told.
 // Replies the session chose pass through; storage trouble becomes a

@@ -19,6 +19,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"facteur/internal/auth"
 	"facteur/internal/dnsbl"
 	"facteur/internal/maildir"
 	"facteur/internal/metrics"
@@ -79,6 +80,11 @@ type Options struct {
 	// AuthFailDelay is the pause before answering a failed login, times
 	// the failures in a row from that address (capped at ten times).
 	AuthFailDelay time.Duration
+	// Checks judges the senders of the mail that the MX listeners take
+	// from clients that did not log in (SPF, DKIM, DMARC); nil: none.
+	Checks *auth.Checker
+	// CheckMode is what the verdicts may do ([inbound] dmarc).
+	CheckMode auth.Mode
 	// DNSBL are the blocklists a client of the MX listeners is looked up
 	// in; nil: none.
 	DNSBL *dnsbl.Lists

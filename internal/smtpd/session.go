@@ -10,6 +10,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"facteur/internal/auth"
 	"facteur/internal/dnsbl"
 	"facteur/internal/header"
 	"facteur/internal/maildir"
@@ -53,14 +54,30 @@ type session struct {
 	mailboxes []string // local deliveries, in RCPT order
 	remote    []string // relayed recipients
 	rcpts     []string // every accepted address, for the log and Received
+
+	// Checked sessions only (see checks.go).
+	spf         chan auth.SPF // the envelope's verdict, once ready
+	stopSPF     context.CancelFunc
+	message     *auth.Message // the message being checked as it streams
+	verdict     *auth.Verdict // of the message, known at the end of DATA
+	authResults string        // verdict as the Authentication-Results field
 }
 
 func (s *session) Reset() {
 	s.spam = nil
 	s.from, s.eightBit, s.utf8, s.mailboxes, s.remote, s.rcpts = "", false, false, nil, nil, nil
+	if s.stopSPF != nil {
+		s.stopSPF()
+	}
+	s.spf, s.stopSPF, s.message, s.verdict, s.authResults = nil, nil, nil, nil, ""
 }
 
-func (s *session) Logout() error { return nil }
+func (s *session) Logout() error {
+	if s.stopSPF != nil {
+		s.stopSPF()
+	}
+	return nil
+}
 
 func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	switch {
@@ -92,6 +109,9 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	s.from = from
 	s.eightBit = opts.Body == smtp.Body8BitMIME
 	s.utf8 = opts.UTF8
+	if s.checked() {
+		s.startSPF(from)
+	}
 	return nil
 }
 
@@ -180,6 +200,9 @@ func (s *session) verdicts() []any {
 	if v := s.blocklists(); v != nil {
 		attrs = append(attrs, "dnsbl", v.Result())
 	}
+	if v := s.verdict; v != nil {
+		attrs = append(attrs, v.LogAttrs()...)
+	}
 	return append(attrs, s.spam...)
 }
 
@@ -203,6 +226,11 @@ func (s *session) Data(r io.Reader) error {
 	var data io.Reader = body
 	if s.authUser != "" {
 		data = header.Watch(body, "From", s.checkFrom)
+	}
+	if s.checked() {
+		s.message = s.srv.opts.Checks.Message(context.Background(), data)
+		defer s.message.Close()
+		data = s.message
 	}
 	if err := s.store(id, t.received(), data); err != nil {
 		rep := toReply(err, id)
@@ -234,7 +262,7 @@ func (s *session) Data(r io.Reader) error {
 func (s *session) store(id, received string, body io.Reader) error {
 	mailboxes := s.srv.opts.Maildir
 	if len(s.remote) == 0 {
-		_, err := mailboxes.Deliver(s.mailboxes, append(maildir.ReturnPath(s.from), received...), body, s.spamCheck(id))
+		_, err := mailboxes.Deliver(s.mailboxes, append(maildir.ReturnPath(s.from), received...), body, s.check(id))
 		return err
 	}
 	var local func(io.Reader) error
