@@ -20,6 +20,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"facteur/internal/auth"
 	"facteur/internal/durable"
 )
 
@@ -132,6 +133,15 @@ type DKIM struct {
 // Inbound is how mail from the Internet (listeners smtp and smtps) is
 // checked; mail from the relay, submission and sendmail is trusted.
 type Inbound struct {
+	// AuthservID names this server in the Authentication-Results header
+	// it writes (RFC 8601); default the hostname.
+	AuthservID string `toml:"authserv_id"`
+	// DMARC is what the verdicts on the sender (SPF, DKIM, DMARC) do:
+	// "enforce" (refuse or quarantine as the sender's policy asks), "tag"
+	// (only write the header) or "off" (tag, without DMARC).
+	DMARC string `toml:"dmarc"`
+	// dmarcMode is DMARC parsed.
+	dmarcMode auth.Mode
 	// DNSBL are the blocklist zones a client is looked up in, once per
 	// connection; a listed client is refused at RCPT, postmaster aside.
 	DNSBL []string `toml:"dnsbl"`
@@ -224,7 +234,7 @@ func Defaults() Config {
 			Pipelining:     true,
 		},
 		DKIM:    DKIM{Expiration: Duration{72 * time.Hour}},
-		Inbound: Inbound{RspamdTimeout: Duration{20 * time.Second}, RspamdOnError: "accept"},
+		Inbound: Inbound{DMARC: "enforce", RspamdTimeout: Duration{20 * time.Second}, RspamdOnError: "accept"},
 		Log:     Log{Level: "info"},
 	}
 }
@@ -451,6 +461,19 @@ func (c *Config) validate() []Problem {
 	if _, err := ParseLevel(c.Log.Level); err != nil {
 		bad("log.level", "%w", err)
 	}
+	if c.Inbound.AuthservID == "" {
+		c.Inbound.AuthservID = c.Hostname
+	}
+	// A token of RFC 2045, so that it needs no quoting in the header.
+	if strings.ContainsFunc(c.Inbound.AuthservID, func(r rune) bool {
+		return r <= ' ' || r >= 0x7f || strings.ContainsRune(`()<>@,;:\"/[]?=`, r)
+	}) {
+		bad("inbound.authserv_id", "%q is not a single word such as a host name", c.Inbound.AuthservID)
+	}
+	var err error
+	if c.Inbound.dmarcMode, err = auth.ParseMode(c.Inbound.DMARC); err != nil {
+		bad("inbound.dmarc", "%w", err)
+	}
 	return probs
 }
 
@@ -472,6 +495,9 @@ func (c *Config) Warnings() []string { return c.warnings }
 
 // SyncMode is Sync parsed.
 func (c *Config) SyncMode() durable.Mode { return c.syncMode }
+
+// DMARCMode is inbound.dmarc: what the verdicts on inbound mail may do.
+func (c *Config) DMARCMode() auth.Mode { return c.Inbound.dmarcMode }
 
 // RelayAllowed tells whether a client address may relay through the relay
 // listener.

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"facteur/internal/auth"
 	"facteur/internal/durable"
 )
 
@@ -100,6 +101,8 @@ func TestErrorsNameTheKey(t *testing.T) {
 		"[outbound]\ntls = \"maybe\"":                    "outbound.tls",
 		"sync = \"never\"":                               "sync",
 		"[limits]\nmax_line_bytes = 100":                 "limits.max_line_bytes",
+		"[inbound]\ndmarc = \"maybe\"":                   "inbound.dmarc",
+		"[inbound]\nauthserv_id = \"mx; dkim=pass\"":     "inbound.authserv_id",
 		`hostname = 3`:                                   "hostname",
 		"[inbound]\ndnsbl = [\"zen example\"]":           "inbound.dnsbl",
 		"[inbound]\ndnsbl = [\"localhost\"]":             "inbound.dnsbl",
@@ -111,6 +114,23 @@ func TestErrorsNameTheKey(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: got %v, want an error naming %q", body, err, want)
 		}
+	}
+}
+
+func TestInboundDefaults(t *testing.T) {
+	c, err := Load(write(t, `hostname = "MX.Example.org"`), Switches{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Inbound.AuthservID != "mx.example.org" || c.DMARCMode() != auth.Enforce {
+		t.Errorf("authserv_id %q, dmarc %v; want the hostname and enforce", c.Inbound.AuthservID, c.DMARCMode())
+	}
+	c, err = Load(write(t, "[inbound]\nauthserv_id = \"filter.example.org\"\ndmarc = \"tag\""), Switches{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Inbound.AuthservID != "filter.example.org" || c.DMARCMode() != auth.Tag {
+		t.Errorf("authserv_id %q, dmarc %v", c.Inbound.AuthservID, c.DMARCMode())
 	}
 }
 

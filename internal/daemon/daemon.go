@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"facteur/internal/auth"
 	"facteur/internal/config"
 	"facteur/internal/ctl"
 	"facteur/internal/dkim"
@@ -146,6 +147,8 @@ func Start(cfg *config.Config, logs *logging.Log, readConfig func() (*config.Con
 		RelayAllowed:    func(ip netip.Addr) bool { return d.config().RelayAllowed(ip) },
 		LowOnSpace:      durable.NewSpaceFloor(cfg.Limits.MinFreeBytes, cfg.DataDir, cfg.MaildirRoot).Low,
 		AuthFailDelay:   time.Second,
+		Checks:          auth.New(dnsc, cfg.Inbound.AuthservID),
+		CheckMode:       cfg.DMARCMode(),
 		DNSBL:           dnsbl.New(dnsc, cfg.Inbound.DNSBL),
 		Rspamd:          spam,
 		RspamdTempfail:  cfg.Inbound.RspamdOnError == "tempfail",

@@ -123,7 +123,6 @@ func (discardStore) Deliver(mailboxes []string, header []byte, body io.Reader, _
 	return nil, err
 }
 
-
 func benchServer(b *testing.B, store string) string {
 	b.Helper()
 	dir := b.TempDir()
