@@ -87,7 +87,11 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 	}
 	o := cfg.Outbound
 	row("dns", or(cfg.DNS, "first nameserver of /etc/resolv.conf"))
-	row("inbound", fmt.Sprintf("SPF, DKIM, DMARC on smtp/smtps: dmarc=%s, authserv_id=%s", cfg.DMARCMode(), cfg.Inbound.AuthservID))
+	if cfg.Inbound.CheckSenders {
+		row("senders", fmt.Sprintf("SPF, DKIM, DMARC checked on smtp/smtps: dmarc=%s, authserv_id=%s", cfg.DMARCMode(), cfg.Inbound.AuthservID))
+	} else {
+		row("senders", "not checked (inbound.check_senders = false)")
+	}
 	row("outbound", fmt.Sprintf("tls=%s port=%d workers=%d per_domain=%d pipelining=%t", o.TLS, o.Port, o.Workers, o.PerDomain, o.Pipelining))
 	warning := "no delay warning"
 	if o.DelayWarning.Duration > 0 {

@@ -133,6 +133,8 @@ type DKIM struct {
 // Inbound is how mail from the Internet (listeners smtp and smtps) is
 // checked; mail from the relay, submission and sendmail is trusted.
 type Inbound struct {
+	// CheckSenders turns the SPF, DKIM and DMARC checks on.
+	CheckSenders bool `toml:"check_senders"`
 	// AuthservID names this server in the Authentication-Results header
 	// it writes (RFC 8601); default the hostname.
 	AuthservID string `toml:"authserv_id"`
@@ -234,7 +236,7 @@ func Defaults() Config {
 			Pipelining:     true,
 		},
 		DKIM:    DKIM{Expiration: Duration{72 * time.Hour}},
-		Inbound: Inbound{DMARC: "enforce", RspamdTimeout: Duration{20 * time.Second}, RspamdOnError: "accept"},
+		Inbound: Inbound{CheckSenders: true, DMARC: "enforce", RspamdTimeout: Duration{20 * time.Second}, RspamdOnError: "accept"},
 		Log:     Log{Level: "info"},
 	}
 }

@@ -122,7 +122,7 @@ func TestInboundDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Inbound.AuthservID != "mx.example.org" || c.DMARCMode() != auth.Enforce {
+	if !c.Inbound.CheckSenders || c.Inbound.AuthservID != "mx.example.org" || c.DMARCMode() != auth.Enforce {
 		t.Errorf("authserv_id %q, dmarc %v; want the hostname and enforce", c.Inbound.AuthservID, c.DMARCMode())
 	}
 	c, err = Load(write(t, "[inbound]\nauthserv_id = \"filter.example.org\"\ndmarc = \"tag\""), Switches{})

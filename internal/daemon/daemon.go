@@ -147,7 +147,7 @@ func Start(cfg *config.Config, logs *logging.Log, readConfig func() (*config.Con
 		RelayAllowed:    func(ip netip.Addr) bool { return d.config().RelayAllowed(ip) },
 		LowOnSpace:      durable.NewSpaceFloor(cfg.Limits.MinFreeBytes, cfg.DataDir, cfg.MaildirRoot).Low,
 		AuthFailDelay:   time.Second,
-		Checks:          auth.New(dnsc, cfg.Inbound.AuthservID),
+		Checks:          senderChecks(cfg, dnsc),
 		CheckMode:       cfg.DMARCMode(),
 		DNSBL:           dnsbl.New(dnsc, cfg.Inbound.DNSBL),
 		Rspamd:          spam,
@@ -196,6 +196,15 @@ func Start(cfg *config.Config, logs *logging.Log, readConfig func() (*config.Con
 		return nil, err
 	}
 	return d, nil
+}
+
+// senderChecks are the SPF, DKIM and DMARC checks of inbound mail, nil
+// when inbound.check_senders is off.
+func senderChecks(cfg *config.Config, dnsc *resolver.Resolver) *auth.Checker {
+	if !cfg.Inbound.CheckSenders {
+		return nil
+	}
+	return auth.New(dnsc, cfg.Inbound.AuthservID)
 }
 
 // config is the configuration in force.

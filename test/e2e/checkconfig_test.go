@@ -15,7 +15,8 @@ func TestCheckConfig(t *testing.T) {
 	}
 	for _, want := range []string{"hostname", "mx.example.test", "users", ": 2 entries", "listen smtps", in.smtps,
 		"self-signed, made at first start", "tls=opportunistic", "passwords", "missing, so AUTH refuses",
-		"postmaster", "no mailbox at example.test", "sync", "filesystem: one syncfs", "dnsbl", "rspamd"} {
+		"postmaster", "no mailbox at example.test", "sync", "filesystem: one syncfs", "dnsbl", "rspamd",
+		"senders", "SPF, DKIM, DMARC checked on smtp/smtps: dmarc=enforce, authserv_id=mx.example.test"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
