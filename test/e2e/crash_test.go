@@ -20,7 +20,7 @@ import (
 // crashBody is a message that names itself at both ends, so that a file
 // cut short anywhere is seen.
 func crashBody(id string) string {
-	return "Message-ID: <" + id + ">\r\nSubject: crash test\r\n\r\n" +
+	return "From: load@example.test\r\nMessage-ID: <" + id + ">\r\nSubject: crash test\r\n\r\n" +
 		strings.Repeat("filler line to make the message span several writes\r\n", 150) + "end of " + id + "\r\n"
 }
 

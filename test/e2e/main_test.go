@@ -80,7 +80,14 @@ func setup(t *testing.T, extra string) *instance {
 		relay:  fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 		submit: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 	}
-	cfg := fmt.Sprintf(`hostname = "mx.example.test"
+	// The checks of inbound mail ask the DNS: each instance gets a DNS of
+	// its own, empty unless the test brings one, so that no test depends
+	// on the machine's resolver.
+	own := ""
+	if !strings.HasPrefix(extra, "dns = ") {
+		own = fmt.Sprintf("dns = %q\n", smtptest.NewDNS(t).Addr())
+	}
+	cfg := own + fmt.Sprintf(`hostname = "mx.example.test"
 domains = ["example.test"]
 data_dir = "var"
 users_file = "users"

@@ -22,7 +22,10 @@ func TestServeDeliversAndStopsCleanly(t *testing.T) {
 	root := filepath.Join(in.dir, "var", "mail")
 	for _, mb := range []string{"alice", "robert"} {
 		got := maildirNew(t, root, mb)
-		if len(got) != 1 || !strings.HasSuffix(got[0], "\r\n"+message) || !strings.HasPrefix(got[0], "Return-Path: <a@example.org>\r\nReceived: from client.example.org") {
+		// The verdicts first (RFC 8601 5), then the trace headers.
+		if len(got) != 1 || !strings.HasSuffix(got[0], "\r\n"+message) ||
+			!strings.HasPrefix(got[0], "Authentication-Results: mx.example.test;\r\n\tspf=none ") ||
+			!strings.Contains(got[0], "\r\nReturn-Path: <a@example.org>\r\nReceived: from client.example.org") {
 			t.Fatalf("%s: %q", mb, got)
 		}
 	}
