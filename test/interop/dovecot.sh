@@ -8,7 +8,10 @@ command -v doveadm >/dev/null && command -v dovecot >/dev/null && command -v swa
   || { echo "interop: dovecot-core and swaks are required" >&2; exit 1; }
 
 printf 'alice\n' > "$work/users"
-start_facteur mx.example.test 'maildir_root = "mail"'
+# SPF, DKIM and DMARC need the senders' DNS, which interop has not: test/e2e/auth_test.go covers them.
+start_facteur mx.example.test 'maildir_root = "mail"
+[inbound]
+check_senders = false'
 for s in first second "trois é"; do
   swaks --server 127.0.0.1 --port "$P_SMTP" --from a@example.org --to alice@example.test \
     --header "Subject: $s" >"$work/swaks.out" 2>&1 || { cat "$work/swaks.out" >&2; fail "swaks"; }
