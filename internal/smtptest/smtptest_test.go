@@ -158,3 +158,16 @@ func TestMXNo8BitMIME(t *testing.T) {
 		c.Close()
 	}
 }
+
+// One setup picks several ports before a server binds any of them: a port
+// handed out twice would make the second listener's bind fail.
+func TestFreePortOnNeverRepeats(t *testing.T) {
+	seen := map[int]bool{}
+	for range 2000 {
+		p := FreePortOn(t, "127.0.0.1")
+		if seen[p] {
+			t.Fatalf("port %d returned twice", p)
+		}
+		seen[p] = true
+	}
+}

@@ -11,7 +11,7 @@ source "$(dirname "$0")/lib/facteur.bash"
 N=${N:-1000}
 N_LOCKSTEP=${N_LOCKSTEP:-200}
 
-P_SINK=$(free_port 127.0.0.2 127.0.0.3)
+P_SINK=$(free_ports 1 127.0.0.2 127.0.0.3)
 sink() { # ip dir [smtp-sink flags]
   mkdir -m 777 "$work/$2"
   "$SMTP_SINK" -u nobody "${@:3}" -d "$work/$2/%H%M%S." "$1:$P_SINK" 256 >"$work/$2.out" 2>&1 &

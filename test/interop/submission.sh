@@ -6,7 +6,7 @@
 source "$(dirname "$0")/lib/facteur.bash"
 command -v swaks >/dev/null && [ -x "$SMTP_SINK" ] || { echo "interop: swaks and smtp-sink are required" >&2; exit 1; }
 
-P_SINK=$(free_port 127.0.0.2)
+P_SINK=$(free_ports 1 127.0.0.2)
 mkdir -m 777 "$work/sink"
 "$SMTP_SINK" -u nobody -d "$work/sink/%H%M%S." "127.0.0.2:$P_SINK" 64 >"$work/sink.out" 2>&1 &
 bg_pids+=($!)

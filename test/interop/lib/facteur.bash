@@ -2,7 +2,7 @@
 # ports with a throwaway config, and clean everything up on exit.
 #   start_facteur HOSTNAME EXTRA_TOML   sets P_SMTP P_SMTPS P_RELAY P_SUBMIT, $pid
 #   fail MESSAGE                        prints the log tail and exits 1
-#   free_port [IP...]                   a TCP port free on each IP a moment ago
+#   free_ports COUNT [IP...]            COUNT distinct TCP ports, free on each IP a moment ago
 #   queue_left                          last line of `facteur queue list`
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../../.."
@@ -21,30 +21,44 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "interop: FAIL: $*" >&2; [ -f "$work/facteur.out" ] && tail -20 "$work/facteur.out" >&2; exit 1; }
 
-free_port() { # [IP...]: free on each IP; below the ephemeral range, which outgoing connections use
-  python3 - "${@:-127.0.0.1}" <<'PY'
+free_ports() { # COUNT [IP...]: COUNT distinct ports, each free on every IP; the probes stay bound
+  # until all are picked, so no two come out the same. Below the ephemeral range, which outgoing
+  # connections use.
+  python3 - "$@" <<'PY'
 import random, socket, sys
-def free(ip, p):
-    s = socket.socket()
-    try:
-        s.bind((ip, p))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
-for _ in range(200):
-    p = random.randint(10000, 32000)
-    if all(free(ip, p) for ip in sys.argv[1:]):
-        print(p)
+count, ips = int(sys.argv[1]), sys.argv[2:] or ["127.0.0.1"]
+held = []
+def take(p):
+    socks = []
+    for ip in ips:
+        s = socket.socket()
+        try:
+            s.bind((ip, p))
+        except OSError:
+            s.close()
+            for s in socks:
+                s.close()
+            return False
+        socks.append(s)
+    held.extend(socks)
+    return True
+ports = []
+for _ in range(200 * count):
+    if len(ports) == count:
         break
+    p = random.randint(10000, 32000)
+    if p not in ports and take(p):
+        ports.append(p)
+if len(ports) < count:
+    sys.exit("free_ports: no %d ports free on %s" % (count, ips))
+print(*ports)
 PY
 }
 
 go build -o "$work/facteur" ./cmd/facteur
 
 start_facteur() {
-  P_SMTP=$(free_port); P_SMTPS=$(free_port); P_RELAY=$(free_port); P_SUBMIT=$(free_port)
+  read -r P_SMTP P_SMTPS P_RELAY P_SUBMIT < <(free_ports 4)
   cat > "$work/facteur.toml" <<CONF
 hostname = "$1"
 domains = ["example.test"]
