@@ -516,7 +516,8 @@ func (c *Config) RelayAllowed(ip netip.Addr) bool {
 // Reloaded is the configuration a running server moves to when it reads
 // n on SIGHUP: c with the settings that can change without a restart
 // taken from n (domains, users_file, passwords_file, relay_networks, tls,
-// dkim and log), and the keys of the other settings n changes. Those stay as in c,
+// dkim and log), and the keys of the other settings n changes, as the file
+// spells them ("hostname", "limits.max_connections"). Those stay as in c,
 // so what the server says it runs is what it runs, until the next start.
 func (c *Config) Reloaded(n *Config) (*Config, []string) {
 	r := *c
@@ -547,9 +548,30 @@ func (c *Config) Reloaded(n *Config) (*Config, []string) {
 		{"metrics", c.Metrics, n.Metrics},
 		{"debug", c.Debug, n.Debug},
 	} {
-		if !reflect.DeepEqual(s.old, s.new) {
-			later = append(later, s.key)
-		}
+		later = append(later, changedKeys(s.key, s.old, s.new)...)
 	}
 	return &r, later
+}
+
+// changedKeys names what differs between old and new, the values of key:
+// key itself, or for a section each of its keys that differ
+// ("limits.max_connections"), which is what the operator edited.
+func changedKeys(key string, old, new any) []string {
+	if reflect.DeepEqual(old, new) {
+		return nil
+	}
+	o, n := reflect.ValueOf(old), reflect.ValueOf(new)
+	var keys []string
+	if o.Kind() == reflect.Struct {
+		for i := range o.NumField() {
+			name, _, _ := strings.Cut(o.Type().Field(i).Tag.Get("toml"), ",")
+			if name != "" && !reflect.DeepEqual(o.Field(i).Interface(), n.Field(i).Interface()) {
+				keys = append(keys, key+"."+name)
+			}
+		}
+	}
+	if len(keys) == 0 {
+		return []string{key}
+	}
+	return keys
 }

@@ -51,14 +51,15 @@ var dummy = sync.OnceValue(func() []byte {
 func Load(path string) (*DB, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("passwords: %w", err)
+		return nil, err // names the file already
 	}
 	defer f.Close()
 	return Parse(f, path)
 }
 
 // Parse reads "user:hash" lines; '#' starts a comment line. Errors name
-// the file and line, never the hash.
+// the file and line, never the hash; the caller says what the file is for
+// (passwords_file).
 func Parse(r io.Reader, name string) (*DB, error) {
 	db := &DB{hashes: map[string][]byte{}}
 	sc := bufio.NewScanner(r)
@@ -70,19 +71,19 @@ func Parse(r io.Reader, name string) (*DB, error) {
 		user, hash, ok := strings.Cut(line, ":")
 		switch {
 		case !ok:
-			return nil, fmt.Errorf("passwords: %s:%d: want user:hash", name, n)
+			return nil, fmt.Errorf("%s:%d: want user:hash", name, n)
 		case !maildir.ValidMailbox(user):
-			return nil, fmt.Errorf("passwords: %s:%d: user %q is not a plain name", name, n, user)
+			return nil, fmt.Errorf("%s:%d: user %q is not a plain name", name, n, user)
 		case db.hashes[user] != nil:
-			return nil, fmt.Errorf("passwords: %s:%d: user %q listed twice", name, n, user)
+			return nil, fmt.Errorf("%s:%d: user %q listed twice", name, n, user)
 		}
 		if _, err := bcrypt.Cost([]byte(hash)); err != nil {
-			return nil, fmt.Errorf("passwords: %s:%d: hash of %q is not bcrypt", name, n, user)
+			return nil, fmt.Errorf("%s:%d: hash of %q is not bcrypt", name, n, user)
 		}
 		db.hashes[user] = []byte(hash)
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("passwords: %s: %w", name, err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return db, nil
 }

@@ -70,7 +70,8 @@ func TestParseErrors(t *testing.T) {
 		"alice:plaintext\n": `hash of "alice" is not bcrypt`,
 		"# c\nalice:x\n":    "f:2:",
 	} {
-		if _, err := Parse(strings.NewReader(in), "f"); err == nil || !strings.Contains(err.Error(), want) {
+		// The file name leads: the caller says what the file is for.
+		if _, err := Parse(strings.NewReader(in), "f"); err == nil || !strings.Contains(err.Error(), want) || !strings.HasPrefix(err.Error(), "f:") {
 			t.Errorf("%q: %v, want %q", in, err, want)
 		}
 	}

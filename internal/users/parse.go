@@ -16,15 +16,15 @@ import (
 func Load(path string, domains []string) (*Map, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("users: %w", err)
+		return nil, err // names the file already
 	}
 	defer f.Close()
 	return Parse(f, path, domains)
 }
 
 // Parse reads a users file from r; name is used in error messages, which
-// give the line: "users: /etc/facteur/users:3: mailbox "../x" is not a plain
-// name".
+// give the line: "/etc/facteur/users:3: mailbox "../x" is not a plain name".
+// The caller says what the file is for (users_file).
 //
 // One entry per line, fields separated by spaces or tabs, '#' starts a
 // comment:
@@ -53,11 +53,11 @@ func Parse(r io.Reader, name string, domains []string) (*Map, error) {
 	sc := bufio.NewScanner(r)
 	for n := 1; sc.Scan(); n++ {
 		if err := p.line(sc.Text(), n); err != nil {
-			return nil, fmt.Errorf("users: %s:%d: %w", name, n, err)
+			return nil, fmt.Errorf("%s:%d: %w", name, n, err)
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("users: %s: %w", name, err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return p.m, nil
 }

@@ -120,7 +120,7 @@ func TestSIGHUPReloadsConfigurationAndReopensLog(t *testing.T) {
 		t.Errorf("carol has %d messages", len(got))
 	}
 	log := fileLog()
-	if !strings.Contains(log, "domains=example.test,other.test") || !strings.Contains(log, `keys=listen`) {
+	if !strings.Contains(log, "domains=example.test,other.test") || !strings.Contains(log, `keys=listen.smtp`) {
 		t.Errorf("the reopened log does not tell what the reload did:\n%s", log)
 	}
 	if old := readFile(t, logFile+".1"); !strings.Contains(old, "facteur started") || strings.Contains(old, "reload:") {
@@ -183,8 +183,8 @@ func TestBadConfigExitsTwoNamingTheProblem(t *testing.T) {
 		"unknown key":    {"[limits]\nmax_lines = 3\n", nil, "limits.max_lines: unknown key"},
 		"bad duration":   {"[limits]\ntimeout = \"soon\"\n", nil, "invalid duration"},
 		"missing cert":   {"[tls]\ncert = \"none.pem\"\nkey = \"none.key\"\n", nil, "tls.key"},
-		"bad users file": {"", []string{"-u", "broken"}, "broken:1"},
-		"missing users":  {"", []string{"-u", "absent"}, "users_file"},
+		"bad users file": {"", []string{"-u", "broken"}, "users_file: broken:1: "}, // each layer names itself once
+		"missing users":  {"", []string{"-u", "absent"}, "users_file: open absent: "},
 		"bad switch":     {"", []string{"-n", "9"}, "-n"},
 	} {
 		t.Run(name, func(t *testing.T) {
