@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -117,9 +116,9 @@ func printQueue(w io.Writer, envs []queue.Envelope, now time.Time) {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t<%s>\t%d\t%s\n", e.ID, now.Sub(e.Arrival).Round(time.Second), e.Size, or(string(e.Origin), "-"),
 			e.From, e.Attempts, next)
 		for _, r := range e.Rcpts {
-			last := ""
-			if r.LastError != "" {
-				last = strings.TrimSpace(fmt.Sprintf("last: %d %s %s (%s)", r.Code, r.Enhanced, oneLine(r.LastError), r.Host))
+			last := r.Last()
+			if last != "" {
+				last = "last: " + last
 			}
 			fmt.Fprintf(tw, "  %s\t%s\t\t\t\t\t%s\n", r.Addr, r.State, last)
 		}
@@ -127,5 +126,3 @@ func printQueue(w io.Writer, envs []queue.Envelope, now time.Time) {
 	tw.Flush()
 	fmt.Fprintf(w, "%d message(s)\n", len(envs))
 }
-
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -72,6 +73,29 @@ type Rcpt struct {
 	LastError   string    `json:"last_error,omitempty"`
 	Host        string    `json:"host,omitempty"`
 	LastAttempt time.Time `json:"last_attempt,omitzero"`
+}
+
+// Last describes the outcome of the last attempt on one line, for the
+// queue listing: the remote reply and the host that gave it, or, when no
+// server answered, the reason, which names the host or domain tried
+// ("mx1.example.org[192.0.2.1]: connection failed: ...", "mx example.org:
+// ..."). "" before the first attempt.
+func (r Rcpt) Last() string {
+	if r.LastError == "" {
+		return ""
+	}
+	parts := []string{}
+	if r.Code != 0 {
+		parts = append(parts, strconv.Itoa(r.Code))
+	}
+	if r.Enhanced != "" {
+		parts = append(parts, r.Enhanced)
+	}
+	parts = append(parts, strings.Join(strings.Fields(r.LastError), " "))
+	if r.Host != "" && !strings.Contains(r.LastError, r.Host) {
+		parts = append(parts, "("+r.Host+")")
+	}
+	return strings.Join(parts, " ")
 }
 
 func (e *Envelope) marshal() ([]byte, error) {

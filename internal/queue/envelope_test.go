@@ -161,3 +161,24 @@ func sameEnvelope(a, b *Envelope) bool {
 	}
 	return true
 }
+
+func TestRcptLast(t *testing.T) {
+	for _, c := range []struct {
+		r    Rcpt
+		want string
+	}{
+		{Rcpt{}, ""},
+		{Rcpt{Code: 450, Enhanced: "4.2.0", LastError: "mailbox\n busy", Host: "mx1.example.org"},
+			"450 4.2.0 mailbox busy (mx1.example.org)"},
+		// No server answered: no code, and the reason names what was tried.
+		{Rcpt{Enhanced: "4.4.3", LastError: "mx example.org: SERVFAIL"}, "4.4.3 mx example.org: SERVFAIL"},
+		{Rcpt{Enhanced: "4.4.1", LastError: "mx1.example.org[192.0.2.1]: connection failed: refused", Host: "mx1.example.org"},
+			"4.4.1 mx1.example.org[192.0.2.1]: connection failed: refused"},
+		{Rcpt{Enhanced: "4.4.2", LastError: "connection lost: EOF", Host: "mx1.example.org"},
+			"4.4.2 connection lost: EOF (mx1.example.org)"},
+	} {
+		if got := c.r.Last(); got != c.want {
+			t.Errorf("%+v: %q, want %q", c.r, got, c.want)
+		}
+	}
+}

@@ -208,7 +208,11 @@ func TestRelayRetriesSERVFAIL(t *testing.T) {
 	if err := send(w.relay, "alice@example.test", []string{"z@flaky.test"}, message); err != nil {
 		t.Fatal(err)
 	}
-	w.waitQueue(func(s string) bool { return strings.Contains(s, "4.4.3") }, "deferred on SERVFAIL")
+	out := w.waitQueue(func(s string) bool { return strings.Contains(s, "4.4.3") }, "deferred on SERVFAIL")
+	// No server answered: no reply code, no empty host, the domain tried.
+	if !strings.Contains(out, "last: 4.4.3 mx flaky.test: ") || strings.Contains(out, "()") {
+		t.Errorf("queue list:\n%s", out)
+	}
 	w.dns.Recover("flaky.test")
 	w.dns.MX("flaky.test", 10, "mx1.flaky.test")
 	w.dns.A("mx1.flaky.test", "127.0.0.2")
