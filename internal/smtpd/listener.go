@@ -2,12 +2,15 @@ package smtpd
 
 import (
 	"crypto/tls"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/emersion/go-smtp"
 
 	"facteur/internal/metrics"
 )
@@ -17,6 +20,7 @@ import (
 // sessions that go-smtp would otherwise wait for.
 type conns struct {
 	max, maxPerIP int
+	hostname      string // for the goodbye at shutdown
 	log           *slog.Logger
 	nextID        atomic.Uint64
 
@@ -26,8 +30,8 @@ type conns struct {
 	draining bool
 }
 
-func newConns(max, maxPerIP int, log *slog.Logger) *conns {
-	return &conns{max: max, maxPerIP: maxPerIP, log: log,
+func newConns(max, maxPerIP int, hostname string, log *slog.Logger) *conns {
+	return &conns{max: max, maxPerIP: maxPerIP, hostname: hostname, log: log,
 		open: map[*conn]struct{}{}, perIP: map[netip.Addr]int{}}
 }
 
@@ -63,8 +67,8 @@ func (cs *conns) release(c *conn) {
 }
 
 // drain refuses new connections and wakes every session that is not in
-// the middle of receiving a message: its pending read fails at once and
-// go-smtp closes it with a 421.
+// the middle of receiving a message: its pending read fails at once, and
+// the session says goodbye (see conn.goodbye).
 func (cs *conns) drain() {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
@@ -97,6 +101,13 @@ type conn struct {
 	listener string
 	opened   time.Time
 	busy     atomic.Bool // receiving message data: a shutdown lets it finish
+	// implicitTLS: go-smtp talks through a TLS connection over this one
+	// from the start.
+	implicitTLS bool
+	// session is go-smtp's side of the connection, known from EHLO on: its
+	// Conn is what go-smtp writes to, TLS or not.
+	session atomic.Pointer[smtp.Conn]
+	saidBye atomic.Bool
 	// hangUp closes the connection once the next reply is written: the
 	// session's last word, e.g. after too many failed logins.
 	hangUp atomic.Bool
@@ -134,9 +145,34 @@ func (c *conn) Read(p []byte) (int, error) {
 	}
 	n, err := c.Conn.Read(p)
 	if err != nil && isTimeout(err) {
+		if c.goodbye() {
+			return n, io.EOF
+		}
 		c.hangUp.Store(true)
 	}
 	return n, err
+}
+
+// goodbye tells an idle client that the server is shutting down (RFC 5321
+// 3.8), and reports whether it did: the read that drain woke up then ends
+// the input, which go-smtp takes quietly. Left to itself, go-smtp would
+// answer the timeout with "421 4.4.2 Idle timeout". The reply goes through
+// what go-smtp writes to, TLS included, whose handshake is over by then;
+// only an implicit-TLS client that has not said EHLO gets go-smtp's words.
+func (c *conn) goodbye() bool {
+	if c.busy.Load() || !c.cs.isDraining() {
+		return false
+	}
+	var face net.Conn = c
+	if sc := c.session.Load(); sc != nil {
+		face = sc.Conn()
+	} else if c.implicitTLS {
+		return false
+	}
+	if !c.saidBye.Swap(true) {
+		face.Write([]byte("421 4.3.2 " + c.cs.hostname + " shutting down\r\n"))
+	}
+	return true
 }
 
 func (c *conn) Write(p []byte) (int, error) {
@@ -208,7 +244,7 @@ func (l *listener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		c := &conn{Conn: raw, cs: l.cs, id: l.cs.nextID.Add(1), listener: l.name, opened: time.Now()}
+		c := &conn{Conn: raw, cs: l.cs, id: l.cs.nextID.Add(1), listener: l.name, opened: time.Now(), implicitTLS: l.tls != nil}
 		if ap, err := netip.ParseAddrPort(raw.RemoteAddr().String()); err == nil {
 			c.ip = ap.Addr().Unmap()
 		}

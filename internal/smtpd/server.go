@@ -122,7 +122,7 @@ func New(opts Options, u *users.Map) *Server {
 		opts.PlaintextAuth = netip.Addr.IsLoopback
 	}
 	s := &Server{opts: opts, log: opts.Log, servers: map[serverKey]*smtp.Server{}}
-	s.cs = newConns(opts.MaxConns, opts.MaxConnsPerIP, opts.Log)
+	s.cs = newConns(opts.MaxConns, opts.MaxConnsPerIP, opts.Hostname, opts.Log)
 	s.users.Store(u)
 	return s
 }
@@ -210,7 +210,7 @@ func (s *Server) Serve() {
 	}
 }
 
-// Shutdown stops accepting, closes idle sessions with a 421, and lets the
+// Shutdown stops accepting, closes idle sessions with a 421 4.3.2, and lets the
 // sessions that are receiving a message finish until ctx ends; then it
 // closes what is left (their clients get no 250, so they will retry).
 func (s *Server) Shutdown(ctx context.Context) error {

@@ -31,6 +31,7 @@ func (b *backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	if tc == nil {
 		return nil, reply(421, 3, 0, "Internal error")
 	}
+	tc.session.Store(c)
 	log := b.srv.log.With("conn", tc.id)
 	return &session{srv: b.srv, role: b.role, auth: b.auth, c: c, conn: tc, log: log}, nil
 }

@@ -336,8 +336,42 @@ func TestShutdownLetsDataFinish(t *testing.T) {
 	}
 	busy.write("rest of the message\r\n.\r\n")
 	busy.expect(250)
+	// Then it is idle, and told so.
+	if text := busy.expect(421); text != "4.3.2 mx.example.test shutting down" {
+		t.Errorf("after its message: %q", text)
+	}
 	if err := <-done; err != nil {
 		t.Errorf("shutdown: %v", err)
 	}
 	e.only(t, "alice")
+}
+
+// Every idle client hears why it is dropped, in plaintext or through TLS,
+// rather than go-smtp's "Idle timeout".
+func TestShutdownSaysGoodbye(t *testing.T) {
+	e := newEnv(t)
+	fresh := dial(t, e.smtp) // no EHLO yet
+	plain := dial(t, e.smtp)
+	plain.must("EHLO c", 250)
+	upgraded := dial(t, e.smtp)
+	upgraded.must("EHLO c", 250)
+	upgraded.starttls(e.clientT)
+	afterTLS := dial(t, e.smtp) // STARTTLS, no EHLO again yet
+	afterTLS.must("EHLO c", 250)
+	afterTLS.starttls(e.clientT)
+	upgraded.must("EHLO c", 250)
+	implicit := dialTLS(t, e.smtps, e.clientT)
+	implicit.must("EHLO c", 250)
+	if err := e.srv.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]*client{"before EHLO": fresh, "plaintext": plain, "STARTTLS": upgraded,
+		"STARTTLS before EHLO": afterTLS, "implicit TLS": implicit} {
+		if text := c.expect(421); text != "4.3.2 mx.example.test shutting down" {
+			t.Errorf("%s: %q", name, text)
+		}
+		if !c.closed() {
+			t.Errorf("%s: still open", name)
+		}
+	}
 }
