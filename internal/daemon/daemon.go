@@ -61,6 +61,9 @@ type Daemon struct {
 	pprof    *http.Server // nil unless [debug] pprof is set
 	// keys are the DKIM keys in force, swapped whole by a reload.
 	keys atomic.Pointer[dkim.Keys]
+	// usersRead and passwordsRead are the files as last read (see
+	// checkFiles); only Run's goroutine uses them once started.
+	usersRead, passwordsRead stamp
 }
 
 // Start does everything that can fail because of the configuration, so
@@ -86,6 +89,7 @@ func Start(cfg *config.Config, logs *logging.Log, readConfig func() (*config.Con
 			return nil, err
 		}
 	}
+	usersRead, passwordsRead := stampOf(cfg.UsersFile), stampOf(cfg.PasswordsFile)
 	u, err := loadUsers(cfg, log)
 	if err != nil {
 		return nil, err
@@ -111,7 +115,8 @@ func Start(cfg *config.Config, logs *logging.Log, readConfig func() (*config.Con
 	if err != nil {
 		return nil, err
 	}
-	d := &Daemon{readConfig: readConfig, logs: logs, log: log, tls: ts, addrs: map[string][]net.Addr{}}
+	d := &Daemon{readConfig: readConfig, logs: logs, log: log, tls: ts, addrs: map[string][]net.Addr{},
+		usersRead: usersRead, passwordsRead: passwordsRead}
 	d.cfg.Store(cfg)
 	d.keys.Store(keys)
 	// The gauges read the queue, which is opened with the counters.
@@ -282,10 +287,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 		"listen", strings.Join(listening, " "), "maildir_root", cfg.MaildirRoot, "users", d.smtp.Users().Len(),
 		"cert", cert, "certificate", d.tls.Describe(), "dkim", keyNames(d.keys.Load()),
 		"dnsbl", strings.Join(cfg.Inbound.DNSBL, ","), "rspamd", cfg.Inbound.Rspamd, "pid", os.Getpid())
+	files := time.NewTicker(filesCheck)
+	defer files.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return d.shutdown()
+		case <-files.C:
+			d.checkFiles()
 		case s := <-sigs:
 			if s == syscall.SIGHUP {
 				d.reload()
@@ -320,7 +329,8 @@ func (d *Daemon) shutdown() error {
 // change without a restart (see config.Reloaded), reopens the log file
 // (logrotate moves it away, then reloads), and re-reads the users map, the
 // passwords and the certificate. A broken new file keeps the old one in
-// force, and the log says so.
+// force, and the log says so. The users map and the passwords are also
+// re-read when their files change (see checkFiles).
 func (d *Daemon) reload() {
 	old := d.config()
 	cfg, later := old, []string(nil)
@@ -344,19 +354,8 @@ func (d *Daemon) reload() {
 	if len(later) > 0 {
 		d.log.Warn("reload: these settings changed but take effect only at the next start", "keys", strings.Join(later, ","))
 	}
-	if u, err := loadUsers(cfg, d.log); err != nil {
-		d.log.Error("reload: users map kept", "err", err)
-	} else {
-		before := d.smtp.Users().Len()
-		d.smtp.SetUsers(u)
-		d.log.Info("reload: users map", "file", cfg.UsersFile, "entries_before", before, "entries", u.Len())
-	}
-	if pw, err := loadPasswords(cfg, d.smtp.Users(), d.log); err != nil {
-		d.log.Error("reload: passwords kept", "err", err)
-	} else {
-		d.smtp.SetPasswords(pw)
-		d.log.Info("reload: passwords", "file", cfg.PasswordsFile, "accounts", pw.Len())
-	}
+	d.reloadUsers(cfg, "SIGHUP")
+	d.reloadPasswords(cfg, "SIGHUP")
 	if ks, err := dkim.Load(cfg.DKIM.KeysDir); err != nil {
 		d.log.Error("reload: dkim keys kept", "err", err)
 	} else {
@@ -405,7 +404,7 @@ func loadPasswords(cfg *config.Config, u *users.Map, log *slog.Logger) (*passwd.
 func loadUsers(cfg *config.Config, log *slog.Logger) (*users.Map, error) {
 	u, err := users.Load(cfg.UsersFile, cfg.Domains)
 	if errors.Is(err, fs.ErrNotExist) && !cfg.Explicit("users_file") {
-		log.Warn("no users file: every recipient will be refused until it exists (then send SIGHUP)", "file", cfg.UsersFile)
+		log.Warn("no users file: every recipient will be refused until it exists", "file", cfg.UsersFile)
 		return users.Parse(strings.NewReader(""), cfg.UsersFile, cfg.Domains)
 	}
 	if err != nil {
