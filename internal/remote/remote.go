@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"facteur/internal/mx"
@@ -85,9 +86,10 @@ type Client struct {
 	// that offers it and mishandles it (Postfix's smtp_pipelining_enable).
 	NoPipelining bool
 
-	Log *slog.Logger // nil discards
+	Log *slog.Logger // nil discards; at debug level, each session's dialogue too
 
-	pool idlePool
+	pool     idlePool
+	sessions atomic.Uint64 // numbers the sessions in the debug log
 }
 
 // Message is one message to deliver, with its recipients at one domain.

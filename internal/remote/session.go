@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"net/textproto"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+
+	"facteur/internal/smtplog"
 )
 
 // session is one SMTP connection to one address of an MX host, greeted and
@@ -20,7 +23,7 @@ import (
 // pool in between.
 type session struct {
 	cl     *smtp.Client
-	conn   net.Conn // under cl: TCP or TLS; for write deadlines and aborts
+	conn   net.Conn // under cl: TCP or TLS (logged, see logged); for write deadlines and aborts
 	raw    net.Conn // the TCP connection, closed to interrupt a command
 	wire   wire     // on conn, for transactions (see pipe.go)
 	key    poolKey
@@ -41,6 +44,10 @@ type session struct {
 	// against the host, since nothing can have been delivered.
 	reused, stale bool
 	idleSince     time.Time
+
+	// dialogue logs the session's commands and replies; nil unless the
+	// log level was debug when it began.
+	dialogue *smtplog.Dialogue
 }
 
 // errNoSTARTTLS: the policy wants TLS and the host does not offer it.
@@ -61,9 +68,13 @@ func (c *Client) connect(ctx context.Context, host string, addr netip.Addr, poli
 	if err != nil {
 		return nil, err
 	}
-	s := &session{conn: raw, raw: raw, key: c.poolKey(host, addr), host: host, addr: addr}
+	s := &session{raw: raw, key: c.poolKey(host, addr), host: host, addr: addr}
+	if log := c.log(); log.Enabled(ctx, slog.LevelDebug) {
+		s.dialogue = smtplog.New(log.With("host", host, "addr", addr, "session", c.sessions.Add(1)))
+	}
+	s.conn = s.logged(raw)
 	s.bind(ctx)
-	s.cl = c.newSMTP(raw)
+	s.cl = c.newSMTP(s.conn)
 	if err := s.cl.Hello(c.helo()); err != nil {
 		s.close()
 		return nil, err
@@ -78,13 +89,13 @@ func (c *Client) connect(ctx context.Context, host string, addr netip.Addr, poli
 		s.close()
 		return nil, errNoSTARTTLS
 	}
-	tc, err := c.startTLS(ctx, raw, host, policy)
+	tc, err := c.startTLS(ctx, s, policy)
 	if err != nil {
 		s.close()
 		return nil, &tlsError{err}
 	}
-	s.conn, s.tls = tc, true
-	s.cl = c.newSMTP(&greeted{Conn: tc, pending: []byte("220 " + host + " TLS started\r\n")})
+	s.conn, s.tls = s.logged(tc), true
+	s.cl = c.newSMTP(&greeted{Conn: s.conn, pending: []byte("220 " + host + " TLS started\r\n")})
 	if err := s.cl.Hello(c.helo()); err != nil {
 		s.close()
 		return nil, err
@@ -107,22 +118,23 @@ func (c *Client) newSMTP(conn net.Conn) *smtp.Client {
 	return cl
 }
 
-// startTLS sends STARTTLS on raw and does the handshake. go-smtp v0.25 keeps
+// startTLS sends STARTTLS on s and does the handshake. go-smtp v0.25 keeps
 // its STARTTLS unexported except through NewClientStartTLS, which would say
 // "EHLO localhost" and hang up on servers without STARTTLS; so the verb is
 // sent here and a new go-smtp Client is started on the TLS connection.
-func (c *Client) startTLS(ctx context.Context, raw net.Conn, host string, policy Policy) (*tls.Conn, error) {
+func (c *Client) startTLS(ctx context.Context, s *session, policy Policy) (*tls.Conn, error) {
+	raw := s.raw
 	raw.SetDeadline(time.Now().Add(c.commandTimeout()))
 	defer raw.SetDeadline(time.Time{})
-	if _, err := io.WriteString(raw, "STARTTLS\r\n"); err != nil {
+	if _, err := io.WriteString(s.conn, "STARTTLS\r\n"); err != nil {
 		return nil, err
 	}
 	// The server sends nothing after its 220 until our ClientHello, so this
 	// reader cannot swallow bytes that belong to TLS.
-	if _, _, err := textproto.NewReader(bufio.NewReader(raw)).ReadResponse(220); err != nil {
+	if _, _, err := textproto.NewReader(bufio.NewReader(s.conn)).ReadResponse(220); err != nil {
 		return nil, err
 	}
-	tc := tls.Client(raw, c.tlsConfig(host, policy))
+	tc := tls.Client(raw, c.tlsConfig(s.host, policy))
 	if err := tc.HandshakeContext(ctx); err != nil {
 		return nil, err
 	}
@@ -190,6 +202,32 @@ func (s *session) unbind() bool {
 	ok := s.stop()
 	s.stop = nil
 	return ok
+}
+
+// logged is conn with the dialogue read off it, when there is one: above
+// TLS, so that the log shows commands and replies.
+func (s *session) logged(conn net.Conn) net.Conn {
+	if s.dialogue == nil {
+		return conn
+	}
+	return &loggedConn{Conn: conn, d: s.dialogue}
+}
+
+type loggedConn struct {
+	net.Conn
+	d *smtplog.Dialogue
+}
+
+func (l *loggedConn) Read(p []byte) (int, error) {
+	n, err := l.Conn.Read(p)
+	l.d.Replies(p[:n])
+	return n, err
+}
+
+func (l *loggedConn) Write(p []byte) (int, error) {
+	n, err := l.Conn.Write(p)
+	l.d.Commands(p[:n])
+	return n, err
 }
 
 // greeted replays a greeting before the connection's data: go-smtp's Client

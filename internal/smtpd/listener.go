@@ -1,6 +1,7 @@
 package smtpd
 
 import (
+	"context"
 	"crypto/tls"
 	"io"
 	"log/slog"
@@ -108,6 +109,8 @@ type conn struct {
 	// Conn is what go-smtp writes to, TLS or not.
 	session atomic.Pointer[smtp.Conn]
 	saidBye atomic.Bool
+	// onClose, when set, runs once the connection is closed.
+	onClose func()
 	// hangUp closes the connection once the next reply is written: the
 	// session's last word, e.g. after too many failed logins.
 	hangUp atomic.Bool
@@ -218,6 +221,9 @@ func (c *conn) Close() error {
 	c.flush()
 	err := c.Conn.Close()
 	c.once.Do(func() {
+		if c.onClose != nil {
+			c.onClose()
+		}
 		c.cs.release(c)
 		c.cs.log.Info("connection closed", "conn", c.id, "listener", c.listener,
 			"remote", c.RemoteAddr().String(), "duration", time.Since(c.opened).Round(time.Millisecond))
@@ -236,6 +242,8 @@ type listener struct {
 	tls      *tls.Config // non-nil: implicit TLS
 	hostname string
 	metrics  *metrics.Metrics
+	// logged serves a connection whose dialogue goes to the debug log.
+	logged func(net.Conn, *conn)
 }
 
 func (l *listener) Accept() (net.Conn, error) {
@@ -256,10 +264,17 @@ func (l *listener) Accept() (net.Conn, error) {
 		}
 		l.cs.log.Info("connection opened", "conn", c.id, "listener", l.name, "remote", raw.RemoteAddr().String())
 		l.metrics.Connection(l.name)
+		var nc net.Conn = c
 		if l.tls != nil {
-			return tls.Server(c, l.tls), nil
+			nc = tls.Server(c, l.tls)
 		}
-		return c, nil
+		// The level is looked at once per session, and costs nothing more
+		// unless it is debug.
+		if l.cs.log.Enabled(context.Background(), slog.LevelDebug) {
+			l.logged(nc, c)
+			continue
+		}
+		return nc, nil
 	}
 }
 

@@ -25,6 +25,7 @@ import (
 	"facteur/internal/metrics"
 	"facteur/internal/queue"
 	"facteur/internal/rspamd"
+	"facteur/internal/smtplog"
 	"facteur/internal/users"
 )
 
@@ -109,6 +110,9 @@ type Server struct {
 	mu      sync.Mutex
 	servers map[serverKey]*smtp.Server
 	ls      []*listener
+	// logged are the servers of single sessions whose dialogue goes to the
+	// debug log (see serveLogged); Shutdown stops them with the others.
+	logged map[*smtp.Server]struct{}
 }
 
 type serverKey struct {
@@ -121,7 +125,7 @@ func New(opts Options, u *users.Map) *Server {
 	if opts.PlaintextAuth == nil {
 		opts.PlaintextAuth = netip.Addr.IsLoopback
 	}
-	s := &Server{opts: opts, log: opts.Log, servers: map[serverKey]*smtp.Server{}}
+	s := &Server{opts: opts, log: opts.Log, servers: map[serverKey]*smtp.Server{}, logged: map[*smtp.Server]struct{}{}}
 	s.cs = newConns(opts.MaxConns, opts.MaxConnsPerIP, opts.Hostname, opts.Log)
 	s.users.Store(u)
 	return s
@@ -164,14 +168,15 @@ func (s *Server) Listen(name string, role Role, implicitTLS bool, addr string) (
 	if err != nil {
 		return nil, fmt.Errorf("listen %s %s: %w", name, addr, err)
 	}
-	ll := &listener{Listener: l, cs: s.cs, name: name, role: role, hostname: s.opts.Hostname, metrics: s.opts.Metrics}
+	key := serverKey{role, implicitTLS}
+	ll := &listener{Listener: l, cs: s.cs, name: name, role: role, hostname: s.opts.Hostname, metrics: s.opts.Metrics,
+		logged: func(nc net.Conn, c *conn) { s.serveLogged(key, nc, c) }}
 	if implicitTLS {
 		ll.tls = s.opts.TLS
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.ls = append(s.ls, ll)
-	key := serverKey{role, implicitTLS}
 	if s.servers[key] == nil {
 		// AUTH is for submission and for the implicit-TLS port (RFC 8314).
 		s.servers[key] = s.newSMTP(&backend{srv: s, role: role, auth: role == Submission || implicitTLS})
@@ -179,7 +184,7 @@ func (s *Server) Listen(name string, role Role, implicitTLS bool, addr string) (
 	return l.Addr(), nil
 }
 
-func (s *Server) newSMTP(b *backend) *smtp.Server {
+func (s *Server) newSMTP(b smtp.Backend) *smtp.Server {
 	srv := smtp.NewServer(b)
 	srv.Domain = s.opts.Hostname
 	srv.TLSConfig = s.opts.TLS
@@ -210,14 +215,38 @@ func (s *Server) Serve() {
 	}
 }
 
+// serveLogged serves one connection on a server of its own, whose Debug
+// writer logs the dialogue: go-smtp gives a server one Debug writer for all
+// its connections, and it is the only place above TLS where a session's
+// bytes can be read. It costs a server per session, so only the sessions
+// that begin while the log level is debug get one.
+func (s *Server) serveLogged(key serverKey, nc net.Conn, c *conn) {
+	s.mu.Lock()
+	srv := s.newSMTP(s.servers[key].Backend)
+	srv.Debug = dialogueTap{smtplog.New(s.log.With("conn", c.id))}
+	s.logged[srv] = struct{}{}
+	s.mu.Unlock()
+	l := &oneConn{conn: nc, closed: make(chan struct{})}
+	c.onClose = func() { l.Close() }
+	go func() {
+		srv.Serve(l)
+		s.mu.Lock()
+		delete(s.logged, srv)
+		s.mu.Unlock()
+	}()
+}
+
 // Shutdown stops accepting, closes idle sessions with a 421 4.3.2, and lets the
 // sessions that are receiving a message finish until ctx ends; then it
 // closes what is left (their clients get no 250, so they will retry).
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.cs.drain()
 	s.mu.Lock()
-	servers := make([]*smtp.Server, 0, len(s.servers))
+	servers := make([]*smtp.Server, 0, len(s.servers)+len(s.logged))
 	for _, srv := range s.servers {
+		servers = append(servers, srv)
+	}
+	for srv := range s.logged {
 		servers = append(servers, srv)
 	}
 	s.mu.Unlock()

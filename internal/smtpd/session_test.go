@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"crypto/tls"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -317,61 +318,76 @@ func TestConnectionLimits(t *testing.T) {
 	}
 }
 
+// The session receiving a message finishes it; at debug level too, where
+// it has a server of its own.
 func TestShutdownLetsDataFinish(t *testing.T) {
-	e := newEnv(t)
-	idle := dial(t, e.smtp)
-	idle.must("EHLO c", 250)
-	busy := dial(t, e.smtp)
-	busy.must("EHLO c", 250)
-	busy.must("MAIL FROM:<s@example.org>", 250)
-	busy.must("RCPT TO:<alice@example.test>", 250)
-	busy.must("DATA", 354)
-	busy.write("Subject: half\r\n\r\n")
-	waitFor(t, func() bool { return e.srv.cs.busyCount() == 1 })
+	for _, level := range []slog.Level{slog.LevelInfo, slog.LevelDebug} {
+		t.Run(level.String(), func(t *testing.T) {
+			e := newEnv(t, func(o *Options) {
+				o.Log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: level}))
+			})
+			idle := dial(t, e.smtp)
+			idle.must("EHLO c", 250)
+			busy := dial(t, e.smtp)
+			busy.must("EHLO c", 250)
+			busy.must("MAIL FROM:<s@example.org>", 250)
+			busy.must("RCPT TO:<alice@example.test>", 250)
+			busy.must("DATA", 354)
+			busy.write("Subject: half\r\n\r\n")
+			waitFor(t, func() bool { return e.srv.cs.busyCount() == 1 })
 
-	done := make(chan error)
-	go func() { done <- e.srv.Shutdown(t.Context()) }()
-	if code, _ := idle.reply(); code != 421 {
-		t.Errorf("idle session got %d, want 421", code)
+			done := make(chan error)
+			go func() { done <- e.srv.Shutdown(t.Context()) }()
+			if code, _ := idle.reply(); code != 421 {
+				t.Errorf("idle session got %d, want 421", code)
+			}
+			busy.write("rest of the message\r\n.\r\n")
+			busy.expect(250)
+			// Then it is idle, and told so.
+			if text := busy.expect(421); text != "4.3.2 mx.example.test shutting down" {
+				t.Errorf("after its message: %q", text)
+			}
+			if err := <-done; err != nil {
+				t.Errorf("shutdown: %v", err)
+			}
+			e.only(t, "alice")
+		})
 	}
-	busy.write("rest of the message\r\n.\r\n")
-	busy.expect(250)
-	// Then it is idle, and told so.
-	if text := busy.expect(421); text != "4.3.2 mx.example.test shutting down" {
-		t.Errorf("after its message: %q", text)
-	}
-	if err := <-done; err != nil {
-		t.Errorf("shutdown: %v", err)
-	}
-	e.only(t, "alice")
 }
 
 // Every idle client hears why it is dropped, in plaintext or through TLS,
-// rather than go-smtp's "Idle timeout".
+// rather than go-smtp's "Idle timeout"; at debug level too, where each
+// session has a server of its own.
 func TestShutdownSaysGoodbye(t *testing.T) {
-	e := newEnv(t)
-	fresh := dial(t, e.smtp) // no EHLO yet
-	plain := dial(t, e.smtp)
-	plain.must("EHLO c", 250)
-	upgraded := dial(t, e.smtp)
-	upgraded.must("EHLO c", 250)
-	upgraded.starttls(e.clientT)
-	afterTLS := dial(t, e.smtp) // STARTTLS, no EHLO again yet
-	afterTLS.must("EHLO c", 250)
-	afterTLS.starttls(e.clientT)
-	upgraded.must("EHLO c", 250)
-	implicit := dialTLS(t, e.smtps, e.clientT)
-	implicit.must("EHLO c", 250)
-	if err := e.srv.Shutdown(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	for name, c := range map[string]*client{"before EHLO": fresh, "plaintext": plain, "STARTTLS": upgraded,
-		"STARTTLS before EHLO": afterTLS, "implicit TLS": implicit} {
-		if text := c.expect(421); text != "4.3.2 mx.example.test shutting down" {
-			t.Errorf("%s: %q", name, text)
-		}
-		if !c.closed() {
-			t.Errorf("%s: still open", name)
-		}
+	for _, level := range []slog.Level{slog.LevelInfo, slog.LevelDebug} {
+		t.Run(level.String(), func(t *testing.T) {
+			e := newEnv(t, func(o *Options) {
+				o.Log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: level}))
+			})
+			fresh := dial(t, e.smtp) // no EHLO yet
+			plain := dial(t, e.smtp)
+			plain.must("EHLO c", 250)
+			upgraded := dial(t, e.smtp)
+			upgraded.must("EHLO c", 250)
+			upgraded.starttls(e.clientT)
+			afterTLS := dial(t, e.smtp) // STARTTLS, no EHLO again yet
+			afterTLS.must("EHLO c", 250)
+			afterTLS.starttls(e.clientT)
+			upgraded.must("EHLO c", 250)
+			implicit := dialTLS(t, e.smtps, e.clientT)
+			implicit.must("EHLO c", 250)
+			if err := e.srv.Shutdown(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			for name, c := range map[string]*client{"before EHLO": fresh, "plaintext": plain, "STARTTLS": upgraded,
+				"STARTTLS before EHLO": afterTLS, "implicit TLS": implicit} {
+				if text := c.expect(421); text != "4.3.2 mx.example.test shutting down" {
+					t.Errorf("%s: %q", name, text)
+				}
+				if !c.closed() {
+					t.Errorf("%s: still open", name)
+				}
+			}
+		})
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -467,4 +468,33 @@ func queueIDs(out string) []string {
 		}
 	}
 	return ids
+}
+
+// -n debug (log.level = "debug") logs each session's dialogue, inbound and
+// outbound, one line per command and reply, without the message.
+func TestDebugLevelLogsBothDialogues(t *testing.T) {
+	w := newRelayWorld(t, "")
+	w.twoMX()
+	mx := w.mx("127.0.0.2", smtptest.MXOptions{})
+	w.start("-n", "debug")
+	if err := send(w.relay, "alice@example.test", []string{"bob@remote.test"}, message); err != nil {
+		t.Fatal(err)
+	}
+	mx.Wait(t, 1, 20*time.Second)
+	w.waitQueue(emptyQueue, "empty")
+	out := w.out.String()
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`msg="smtp command" conn=\d+ line="MAIL FROM:<alice@example.test>`),
+		regexp.MustCompile(`msg="smtp reply" conn=\d+ line="250 2.0.0 Ok: queued as \w+"`),
+		regexp.MustCompile(`msg="smtp message data" conn=\d+ bytes=\d+`),
+		regexp.MustCompile(`msg="smtp command" host=mx1.remote.test addr=127.0.0.2 session=\d+ line="RCPT TO:<bob@remote.test>"`),
+		regexp.MustCompile(`msg="smtp reply" host=mx1.remote.test addr=127.0.0.2 session=\d+ line="250 2.0.0 OK: queued"`),
+	} {
+		if !want.MatchString(out) {
+			t.Errorf("no line matching %s", want)
+		}
+	}
+	if strings.Contains(out, "Hello from the e2e test") {
+		t.Error("the message body is in the log")
+	}
 }
