@@ -162,6 +162,8 @@ func (c *conn) Read(p []byte) (int, error) {
 // answer the timeout with "421 4.4.2 Idle timeout". The reply goes through
 // what go-smtp writes to, TLS included, whose handshake is over by then;
 // only an implicit-TLS client that has not said EHLO gets go-smtp's words.
+// (A client caught in the middle of its STARTTLS handshake gets go-smtp's
+// plaintext "550 Handshake error" whatever is done here.)
 func (c *conn) goodbye() bool {
 	if c.busy.Load() || !c.cs.isDraining() {
 		return false
