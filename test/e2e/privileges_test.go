@@ -32,6 +32,9 @@ func TestDropsRootAfterBinding(t *testing.T) {
 	cfg, _ := os.ReadFile(filepath.Join(in.dir, "facteur.toml"))
 	in.writeFile("facteur.toml", strings.Replace(string(cfg), "run_as_root = true", `user = "nobody"`, 1))
 	in.start()
+	// The port answers once bound, which is before the switch: the
+	// start-up line comes after it.
+	waitLog(t, in, "facteur started")
 
 	status, err := os.ReadFile("/proc/" + strconv.Itoa(in.cmd.Process.Pid) + "/status")
 	if err != nil {
