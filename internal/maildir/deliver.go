@@ -2,6 +2,7 @@ package maildir
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -50,8 +51,20 @@ func (s *Store) Deliver(mailboxes []string, header []byte, body io.Reader, check
 	if err != nil {
 		return nil, err
 	}
+	folder := ""
+	if check != nil {
+		buf := smalls.Get().(*[]byte)
+		defer smalls.Put(buf)
+		var whole bool
+		if header, body, folder, whole, err = checkSmall(header, body, check, *buf); err != nil {
+			return nil, err
+		}
+		if whole {
+			check = nil
+		}
+	}
 	d := &delivery{name: s.uniqueName(time.Now())}
-	if err := d.run(s, boxes, header, body, check); err != nil {
+	if err := d.run(s, boxes, folder, header, body, check); err != nil {
 		d.abort()
 		return nil, err
 	}
@@ -60,6 +73,41 @@ func (s *Store) Deliver(mailboxes []string, header []byte, body io.Reader, check
 		names[i] = d.name
 	}
 	return names, nil
+}
+
+// smalls hold the messages checked in memory, up to 64 KiB: most mail.
+var smalls = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
+
+// checkSmall reads body into buf and, if it ends there, checks the
+// message in memory and returns it as it is to be stored (whole is true):
+// one file written once, where a larger message is written, checked, and
+// rewritten when its header is edited. Otherwise it returns header and
+// body unchanged for that.
+func checkSmall(header []byte, body io.Reader, check Check, buf []byte) (_ []byte, _ io.Reader, folder string, whole bool, err error) {
+	n := copy(buf, header)
+	if n < len(header) {
+		return header, body, "", false, nil
+	}
+	m, err := io.ReadFull(body, buf[n:])
+	msg := buf[:n+m]
+	switch {
+	case err == nil:
+		return header, io.MultiReader(bytes.NewReader(msg[n:]), body), "", false, nil
+	case !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF):
+		return nil, nil, "", false, err
+	}
+	v, err := check(bytes.NewReader(msg), int64(len(msg)))
+	if err != nil {
+		return nil, nil, "", false, err
+	}
+	if v.Edit == nil {
+		return nil, bytes.NewReader(msg), v.Folder, true, nil
+	}
+	raw, _, _, err := msgheader.Read(bufio.NewReader(bytes.NewReader(msg)))
+	if err != nil {
+		return nil, nil, "", false, fmt.Errorf("read the header to edit: %w", err)
+	}
+	return v.Edit(raw), bytes.NewReader(msg[len(raw):]), v.Folder, true, nil
 }
 
 // distinct validates mailboxes and drops repeats, keeping the first order.
@@ -104,14 +152,13 @@ func (s *Store) retry(mailbox, folder string, step func() error) error {
 	return err
 }
 
-func (d *delivery) run(s *Store, boxes []string, header []byte, body io.Reader, check Check) error {
-	first := filepath.Join(s.dir(boxes[0], "", "tmp"), d.name)
+func (d *delivery) run(s *Store, boxes []string, folder string, header []byte, body io.Reader, check Check) error {
+	first := filepath.Join(s.dir(boxes[0], folder, "tmp"), d.name)
 	var f *os.File
-	if err := s.retry(boxes[0], "", func() (err error) { f, err = d.create(first); return err }); err != nil {
+	if err := s.retry(boxes[0], folder, func() (err error) { f, err = d.create(first); return err }); err != nil {
 		return err
 	}
 	n, err := durable.Fill(f, header, body)
-	folder := ""
 	if err == nil && check != nil {
 		first, f, folder, err = d.check(s, boxes[0], first, f, n, check)
 	}
