@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"strings"
+	"time"
 
 	"facteur/internal/auth"
 	"facteur/internal/maildir"
@@ -16,10 +17,15 @@ func (s *session) checked() bool {
 	return s.untrusted() && s.srv.opts.Checks != nil
 }
 
+// checkTimeout bounds the lookups of the checks of one message (SPF from
+// MAIL FROM, DKIM and DMARC to the end of DATA): past it they are
+// temperrors, and the sender hears 451 4.4.3.
+const checkTimeout = time.Minute
+
 // startSPF checks the envelope sender while the client sends its
 // recipients and data; the verdict is waited for at the end of DATA.
 func (s *session) startSPF(from string) {
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), checkTimeout)
 	spf := make(chan auth.SPF, 1)
 	ip, helo := s.conn.ip, s.c.Hostname()
 	go func() { spf <- s.srv.opts.Checks.SPF(ctx, ip, helo, from) }()

@@ -4,15 +4,22 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-msgauth/dkim"
 
 	"facteur/internal/auth"
 	"facteur/internal/resolver"
+	"facteur/internal/rspamd"
 	"facteur/internal/smtptest"
 )
 
@@ -196,5 +203,47 @@ func TestChecksSkipRelay(t *testing.T) {
 	}
 	if n := dns.Queries("reject.test") + dns.Queries("_dmarc.reject.test"); n != 0 {
 		t.Errorf("%d lookups for relayed mail", n)
+	}
+}
+
+// With rspamd too, the sender's verdicts come first: a refusal leaves
+// rspamd unasked; otherwise rspamd reads the message under our
+// Authentication-Results, and its edits and ours both reach the stored
+// message, ours on top.
+func TestChecksThenRspamd(t *testing.T) {
+	var asked atomic.Int32
+	var seen atomic.Value
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked.Add(1)
+		b, _ := io.ReadAll(r.Body)
+		seen.Store(string(b))
+		fmt.Fprint(w, `{"action": "add header", "score": 9, "milter": {"add_headers": {"X-Spam": "Yes"}}}`)
+	}))
+	t.Cleanup(srv.Close)
+	spam, err := rspamd.New(srv.URL, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dns := smtptest.NewDNS(t)
+	dns.TXT("reject.test", "v=spf1 ip4:127.0.0.1 -all")
+	dns.TXT("_dmarc.reject.test", "v=DMARC1; p=reject")
+	r, err := resolver.New(dns.Addr(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, func(o *Options) { o.Checks, o.Rspamd = auth.New(r, "mx.example.test"), spam })
+
+	if code, _ := sendFrom(t, e, "127.0.0.9", "a@reject.test", mail("a@reject.test")); code != 550 || asked.Load() != 0 {
+		t.Errorf("forged p=reject: %d, rspamd asked %d times; want 550 before rspamd", code, asked.Load())
+	}
+	if code, text := sendFrom(t, e, "127.0.0.1", "a@reject.test", mail("a@reject.test")); code != 250 {
+		t.Fatalf("got %d %s", code, text)
+	}
+	if got, _ := seen.Load().(string); !strings.HasPrefix(got, "Authentication-Results: mx.example.test;\r\n\tspf=pass") {
+		t.Errorf("rspamd read\n%.200s\nwant our verdicts on top", got)
+	}
+	stored := newest(t, e, ".Junk/new")
+	if !strings.HasPrefix(stored, "Authentication-Results: mx.example.test;") || !strings.Contains(stored, "\r\nX-Spam: Yes\r\n") {
+		t.Errorf("stored in Junk:\n%.400s\nwant our verdicts first and rspamd's header", stored)
 	}
 }

@@ -229,7 +229,9 @@ func (s *session) Data(r io.Reader) error {
 		data = header.Watch(body, "From", s.checkFrom)
 	}
 	if s.checked() {
-		s.message = s.srv.opts.Checks.Message(context.Background(), data)
+		ctx, cancel := context.WithTimeout(context.Background(), checkTimeout)
+		defer cancel()
+		s.message = s.srv.opts.Checks.Message(ctx, data)
 		defer s.message.Close()
 		data = s.message
 	}
