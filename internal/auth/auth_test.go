@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"io"
 	"net/netip"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -237,7 +238,7 @@ func TestHeaderAndForgedResults(t *testing.T) {
 	}
 	h := v.Header(w.c.AuthservID())
 	want := "Authentication-Results: mx.example.test;\r\n\tspf=pass smtp.mailfrom=reject.test;\r\n" +
-		"\tdkim=pass header.d=reject.test header.i=@reject.test;\r\n\tdmarc=pass header.from=reject.test\r\n"
+		"\tdkim=pass header.d=reject.test header.i=@reject.test header.s=s1;\r\n\tdmarc=pass header.from=reject.test\r\n"
 	if h != want {
 		t.Errorf("header\n%q, want\n%q", h, want)
 	}
@@ -265,5 +266,23 @@ func TestParseMode(t *testing.T) {
 	}
 	if _, err := ParseMode("on"); err == nil {
 		t.Error("ParseMode(on) accepted")
+	}
+}
+
+// Each DKIM result names its own signature's selector, also when the
+// library verifies several.
+func TestSelectors(t *testing.T) {
+	w := newWorld(t)
+	msg := w.sign(t, "reject.test", message("a@reject.test"))
+	var b strings.Builder
+	// Signed again with a selector that has no key: permerror.
+	if err := dkim.Sign(&b, strings.NewReader(msg), &dkim.SignOptions{Domain: "reject.test", Selector: "gone", Signer: w.key}); err != nil {
+		t.Fatal(err)
+	}
+	v, _ := w.check(t, good, "a@reject.test", b.String(), Enforce)
+	h := v.Header(w.c.AuthservID())
+	if !strings.Contains(h, "dkim=permerror ") || !regexp.MustCompile(`dkim=permerror [^;]*header\.s=gone;`).MatchString(h) ||
+		!regexp.MustCompile(`dkim=pass [^;]*header\.s=s1;`).MatchString(h) {
+		t.Errorf("selectors not paired with their results:\n%s", h)
 	}
 }

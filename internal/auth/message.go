@@ -98,15 +98,33 @@ type DKIM struct {
 	Result     Result
 	Domain     string // d=
 	Identifier string // i=
+	Selector   string // s=
 	Reason     string
 }
 
+// tag is the value of one tag of a DKIM-Signature field (RFC 6376 3.2).
+func tag(field, name string) string {
+	for _, t := range strings.Split(field, ";") {
+		k, v, ok := strings.Cut(t, "=")
+		if ok && strings.TrimSpace(k) == name {
+			return strings.Join(strings.Fields(v), "")
+		}
+	}
+	return ""
+}
+
 func (d DKIM) authres() authres.Result {
-	return &authres.DKIMResult{Value: authres.ResultValue(d.Result), Reason: d.Reason,
-		Domain: d.Domain, Identifier: d.Identifier}
+	// DKIMResult has no header.s (RFC 8601 2.7.1), which tells two
+	// signatures of one domain apart.
+	return &authres.GenericResult{Method: "dkim", Value: authres.ResultValue(d.Result), Params: map[string]string{
+		"reason": d.Reason, "header.d": d.Domain, "header.i": d.Identifier, "header.s": d.Selector}}
 }
 
 func (c *Checker) verifyDKIM(ctx context.Context, r io.Reader) []DKIM {
+	// The verifications come in the order of the signature fields, whose
+	// s= tags the library does not return.
+	var sigs []string
+	r = header.Watch(r, "DKIM-Signature", func(values []string) error { sigs = values; return nil })
 	vs, err := dkim.VerifyWithOptions(r, &dkim.VerifyOptions{
 		LookupTXT:        func(name string) ([]string, error) { return c.r.LookupTXT(ctx, name) },
 		MaxVerifications: maxSignatures,
@@ -119,8 +137,11 @@ func (c *Checker) verifyDKIM(ctx context.Context, r io.Reader) []DKIM {
 		return []DKIM{{Result: PermError, Reason: err.Error()}}
 	}
 	out := make([]DKIM, 0, len(vs))
-	for _, v := range vs {
+	for i, v := range vs {
 		d := DKIM{Result: Pass, Domain: strings.ToLower(v.Domain), Identifier: v.Identifier}
+		if i < len(sigs) {
+			d.Selector = tag(sigs[i], "s")
+		}
 		switch err := v.Err; {
 		case err == nil:
 		case dkim.IsTempFail(err):

@@ -85,7 +85,7 @@ func TestChecksDecide(t *testing.T) {
 		header               string // in the stored Authentication-Results
 	}{
 		{"aligned pass", "127.0.0.1", "a@reject.test", signed(t, key, "reject.test", mail("a@reject.test")),
-			250, "", "new", "spf=pass smtp.mailfrom=reject.test;\r\n\tdkim=pass header.d=reject.test header.i=@reject.test;\r\n\tdmarc=pass header.from=reject.test"},
+			250, "", "new", "spf=pass smtp.mailfrom=reject.test;\r\n\tdkim=pass header.d=reject.test header.i=@reject.test header.s=s1;\r\n\tdmarc=pass header.from=reject.test"},
 		{"aligned pass, spilled", "127.0.0.1", "a@reject.test", signed(t, key, "reject.test", big),
 			250, "", "new", "dkim=pass header.d=reject.test"},
 		{"forged p=reject", "127.0.0.9", "a@reject.test", mail("a@reject.test"),
