@@ -16,7 +16,9 @@
 #               PROFILE_SECONDS long, default 5)
 #   STEPS="facteur_relay postfix_relay"  only these steps (default: all of
 #               facteur_inbound postfix_inbound opensmtpd_inbound
-#               facteur_inbound_file (inbound with sync = "file") facteur_relay
+#               facteur_inbound_file (inbound with sync = "file")
+#               facteur_inbound_checked (inbound with SPF, DKIM and DMARC
+#               checked against bench/dnsserve) facteur_relay
 #               postfix_relay opensmtpd_relay ceiling memory); for profiling
 #   KEEP=1      keep the work directory (configs, logs) under bench/.work
 #   FS=journal  put the servers' data on a fresh ext4 with a journal (a
@@ -127,7 +129,7 @@ if [ -z "${FACTEUR_BENCH_NS:-}" ]; then
   WORK=$(mktemp -d "$BENCH/.work/run.XXXXXX")
   chmod 755 "$WORK"
   log "building facteur and the bench tools into $WORK/bin"
-  (cd "$ROOT" && go build -o "$WORK/bin/" ./cmd/facteur ./bench/loadgen ./bench/idleconns ./bench/fsyncprobe)
+  (cd "$ROOT" && go build -o "$WORK/bin/" ./cmd/facteur ./bench/loadgen ./bench/idleconns ./bench/fsyncprobe ./bench/dnsserve)
   # The tree as built: an edit made while the bench runs must not mark it.
   FACTEUR_VERSION=$(cd "$ROOT" && git describe --always --dirty 2>/dev/null || echo '?')
   export N C SIZE REPS LAT_N IDLE BIG TIMEOUT WORK OSD_RELAY_N FACTEUR_VERSION
@@ -154,7 +156,7 @@ if [ "${FS:-}" = journal ]; then
   DATA=$WORK/disk
 fi
 SMTP_SOURCE=/usr/sbin/smtp-source SMTP_SINK=/usr/sbin/smtp-sink
-P_SMTP=2525 P_RELAY=2587 P_PF=2625 P_SINK=2526 P_PPROF=6060
+P_SMTP=2525 P_RELAY=2587 P_PF=2625 P_SINK=2526 P_PPROF=6060 P_DNS=2553
 DATE=$(date +%Y-%m-%d)
 RESULTS=$WORK/results.txt # one "key value" line per measurement
 : > "$RESULTS"
@@ -249,9 +251,8 @@ max_connections_per_ip = $((IDLE + 1000))
 [outbound]
 port = $P_SINK
 [inbound]
-# The bench has no DNS for its senders: SPF, DKIM and DMARC are measured
-# by BenchmarkSession/checked (internal/smtpd) against a loopback DNS.
-check_senders = false
+# Off but in facteur_inbound_checked, which brings a DNS for the senders.
+check_senders = ${CHECK_SENDERS:-false}
 [log]
 level = "info"
 file = "facteur.log"
@@ -455,6 +456,27 @@ facteur_inbound_file() { # rep
   record inbound_file.facteur "$(rate "$N" "$t0" "$t2")"
   stop_facteur
 }
+# The same with SPF, DKIM and DMARC checked, against bench/dnsserve on
+# loopback: SPF of localhost (smtp-source's sender) allows 127.0.0.1, its
+# DMARC asks p=reject; the messages are unsigned (dkim=none), so every
+# message costs the three lookups, no cache, and passes by aligned SPF.
+facteur_inbound_checked() { # rep
+  local d=$DATA/f-in-checked-$1 t0 t2 c0 c2 dns
+  setsid "$BIN/dnsserve" -addr "127.0.0.1:$P_DNS" -txt "localhost=v=spf1 ip4:127.0.0.1 -all" \
+    -txt "_dmarc.localhost=v=DMARC1; p=reject" >"$WORK/dnsserve.log" 2>&1 &
+  dns=$!; PIDS+=("$dns")
+  wait_port 127.0.0.1 "$P_DNS"
+  CHECK_SENDERS=true start_facteur "$d" "" "dns = \"127.0.0.1:$P_DNS\""
+  sync
+  c0=$(cpu_ms "$(sid_of "$FPID")"); t0=$(now)
+  source_load "$P_SMTP" bench@localhost
+  t2=$(wait_maildir "$d/maildirs/bench/Maildir")
+  c2=$(cpu_ms "$(sid_of "$FPID")")
+  record inbound_checked.facteur "$(rate "$N" "$t0" "$t2")"
+  record inbound_checked_cpu.facteur "$(per_msg "$c0" "$c2" "$N")"
+  stop_facteur
+  kill -TERM "$dns" 2>/dev/null; wait "$dns" 2>/dev/null; PIDS=("${PIDS[@]/$dns}")
+}
 facteur_relay() {
   local d=$DATA/f-relay-$1 t0 t2 c0 c2
   start_sink 127.0.0.2 "$P_SINK" -M "$N"
@@ -565,7 +587,7 @@ wait_maildir_n1() { local N=1; wait_maildir "$1" >/dev/null; }
 
 # ---- the run ----------------------------------------------------------------
 log "N=$N C=$C SIZE=$SIZE REPS=$REPS LAT_N=$LAT_N IDLE=$IDLE BIG=$BIG SETTLE=$SETTLE"
-STEPS=${STEPS:-facteur_inbound postfix_inbound opensmtpd_inbound facteur_inbound_file facteur_relay postfix_relay opensmtpd_relay ceiling memory}
+STEPS=${STEPS:-facteur_inbound postfix_inbound opensmtpd_inbound facteur_inbound_file facteur_inbound_checked facteur_relay postfix_relay opensmtpd_relay ceiling memory}
 for r in $(seq 1 "$REPS"); do
   for step in $STEPS; do
     case $step in
@@ -613,8 +635,10 @@ awk -v N="$N" -v C="$C" -v SIZE="$SIZE" -v LAT_N="$LAT_N" -v IDLE="$IDLE" -v BIG
     print "|---|---|---|---|---|---|"
     row("inbound to Maildir, msgs/s (" N " x " SIZE " B, " C " sessions)", "inbound")
     if (n["inbound_file.facteur"]) printf "| the same, facteur with sync = \"file\" | %s | | | %s | |\n", cell("inbound_file.facteur"), ratio("inbound_file.facteur", "inbound.postfix")
+    if (n["inbound_checked.facteur"]) printf "| the same, facteur checking SPF, DKIM, DMARC (loopback DNS) | %s | | | %s | |\n", cell("inbound_checked.facteur"), ratio("inbound_checked.facteur", "inbound.postfix")
     row("relay to smtp-sink, msgs/s", "relay")
     row("inbound: CPU per message, ms (every process of the server)", "inbound_cpu")
+    if (n["inbound_checked_cpu.facteur"]) printf "| the same, facteur checking SPF, DKIM, DMARC | %s | | | | |\n", cell("inbound_checked_cpu.facteur")
     row("relay: CPU per message, ms", "relay_cpu")
     row("time to 250 after DATA, p50 ms (" LAT_N " msgs)", "lat50")
     row("time to 250 after DATA, p99 ms", "lat99")
