@@ -13,7 +13,7 @@ source "$(dirname "$0")/lib/facteur.bash"
 command -v rspamd >/dev/null && command -v swaks >/dev/null || { echo "interop: rspamd and swaks are required" >&2; exit 1; }
 
 rs="$work/rspamd"
-P_RSPAMD=$(free_port)
+P_RSPAMD=$(free_ports 1)
 mkdir -p "$rs/local.d" "$rs/override.d" "$rs/db" "$rs/run" "$rs/log"
 echo "bind_socket = \"127.0.0.1:$P_RSPAMD\"; count = 1;" > "$rs/local.d/worker-normal.inc"
 for w in controller proxy fuzzy; do echo "enabled = false;" > "$rs/override.d/worker-$w.inc"; done
