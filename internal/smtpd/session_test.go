@@ -167,7 +167,7 @@ func TestRecipientPolicy(t *testing.T) {
 		{"<a@" + strings.Repeat("d.", 130) + "test>", "501 5.1.3"},
 		{"<alice>", "501"},
 		// RFC 5321 4.1.1.3 allows a bare <postmaster>, but go-smtp's
-		// parser wants a domain (see README, Honest limits).
+		// parser wants a domain (see docs/guarantees.md, Limits).
 		{"<Postmaster>", "501"},
 	} {
 		code, text := c.cmd("RCPT TO:" + tc.rcpt)
