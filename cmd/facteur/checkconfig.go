@@ -8,6 +8,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"facteur/internal/auth"
 	"facteur/internal/config"
 	"facteur/internal/dkim"
 	"facteur/internal/durable"
@@ -88,7 +89,11 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 	o := cfg.Outbound
 	row("dns", or(cfg.DNS, "first nameserver of /etc/resolv.conf"))
 	if cfg.Inbound.CheckSenders {
-		row("senders", fmt.Sprintf("SPF, DKIM, DMARC checked on smtp/smtps: dmarc=%s, authserv_id=%s", cfg.DMARCMode(), cfg.Inbound.AuthservID))
+		checks := "SPF, DKIM, DMARC"
+		if cfg.DMARCMode() == auth.Off {
+			checks = "SPF, DKIM"
+		}
+		row("senders", fmt.Sprintf("%s checked on smtp/smtps: dmarc=%s, authserv_id=%s", checks, cfg.DMARCMode(), cfg.Inbound.AuthservID))
 	} else {
 		row("senders", "not checked (inbound.check_senders = false)")
 	}

@@ -34,6 +34,11 @@ func TestCheckConfig(t *testing.T) {
 		!strings.Contains(out, "zen.example, bl.example") || !strings.Contains(out, "http://127.0.0.1:11333, timeout 20s, on error accept") {
 		t.Errorf("[inbound]: exit %d\n%s", code, out)
 	}
+	in.writeFile("nodmarc.toml", strings.Replace(string(cfg), "[listen]", "[inbound]\ndmarc = \"off\"\n[listen]", 1))
+	if code, out = in.runAs(binary, "", "check-config", "--config", "nodmarc.toml"); code != 0 ||
+		!strings.Contains(out, "SPF, DKIM checked on smtp/smtps: dmarc=off") {
+		t.Errorf("dmarc = off: exit %d\n%s", code, out)
+	}
 	in.writeFile("file.toml", "sync = \"file\"\n"+string(cfg))
 	if code, out = in.runAs(binary, "", "check-config", "--config", "file.toml"); code != 0 ||
 		!strings.Contains(out, "file: fsync of each file and its directory") {
