@@ -9,14 +9,14 @@ import (
 	"facteur/internal/smtplog"
 )
 
-// dialogueTap is the Debug writer of a session's own server (see
-// Server.serveLogged). go-smtp hands it both directions through the one
-// writer: what it reads, through an io.TeeReader, and what it writes,
-// through an io.MultiWriter. Only the caller tells them apart.
+// dialogueTap logs the dialogue of a session, at debug level, from what
+// its Debug writer is handed (see wireTap): what go-smtp reads, through
+// an io.TeeReader, and what it writes, through an io.MultiWriter. Only
+// the caller tells them apart.
 type dialogueTap struct{ d *smtplog.Dialogue }
 
 func (t dialogueTap) Write(p []byte) (int, error) {
-	if fromReader() {
+	if debugCaller() == "io.(*teeReader).Read" {
 		t.d.Commands(p)
 	} else {
 		t.d.Replies(p)
@@ -24,17 +24,19 @@ func (t dialogueTap) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// fromReader reports whether the Write under way is the tee of go-smtp's
-// reader.
-func fromReader() bool {
+// debugCaller names the function that called the Write under way on a
+// session's Debug writer: io.(*teeReader).Read for bytes go-smtp read,
+// io.(*multiWriter).Write for bytes it wrote.
+func debugCaller() string {
 	var pcs [8]uintptr
-	frames := runtime.CallersFrames(pcs[:runtime.Callers(2, pcs[:])])
-	for {
-		f, more := frames.Next()
-		if !strings.HasPrefix(f.Function, "facteur/internal/smtpd.") || !more {
-			return f.Function == "io.(*teeReader).Read"
+	name := ""
+	for _, pc := range pcs[:runtime.Callers(2, pcs[:])] {
+		// A return address: the call is the instruction before it.
+		if name = runtime.FuncForPC(pc - 1).Name(); !strings.HasPrefix(name, "facteur/internal/smtpd.") {
+			break
 		}
 	}
+	return name
 }
 
 // oneConn is a listener that hands over one connection, then waits to be

@@ -36,40 +36,48 @@ func (c *client) expectReply(want string) {
 // The end-of-data variants of SMTP smuggling (SEC Consult, December 2023,
 // and the Postfix and smtpsmug lists that followed): each hides a second
 // message behind something a lenient server takes for <CRLF>.<CRLF>. The
-// message holding it is refused whole, and the smuggled commands are never
-// run: after the refusal the next reply is the NOOP's.
+// message holding it is refused whole, the smuggled commands are never
+// run, and the connection is closed after the refusal of a bare CR or LF. Over plain SMTP,
+// STARTTLS and implicit TLS: the guard reads the bytes above TLS.
 func TestSmugglingVariantsRefused(t *testing.T) {
 	smuggled := "MAIL FROM:<ceo@example.test>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\nSubject: smuggled\r\n\r\nevil\r\n"
-	for _, eod := range []string{
-		"\n.\n", "\n.\r\n", "\r.\r", "\r.\r\n", "\r\n.\r", "\r\n.\n", "\n.\r",
-		"\r\n\x00.\r\n", "\r\n.\x00\r\n", "\n..\n", "\r..\r",
-	} {
-		t.Run(fmt.Sprintf("%q", eod), func(t *testing.T) {
-			e := newEnv(t)
+	ways := map[string]func(e *env) *client{
+		"smtp": func(e *env) *client { return dial(t, e.smtp) },
+		"smtp+STARTTLS": func(e *env) *client {
 			c := dial(t, e.smtp)
 			c.must("EHLO c", 250)
-			c.must("MAIL FROM:<s@example.org>", 250)
-			c.must("RCPT TO:<alice@example.test>", 250)
-			c.must("DATA", 354)
-			c.write("Subject: a\r\n\r\nx" + eod + smuggled + "\r\n.\r\n")
-			if eod == "\r\n.\r" {
-				// go-smtp's dot reader (v0.25.1) drops ".<CR>" at the start
-				// of a line, so the bare CR never reaches strictCRLF. The
-				// message is one message, its text taken as data, and
-				// nothing in it can end DATA downstream; no conforming
-				// sender emits "<CRLF>.<CR>" either (it dot-stuffs).
-				c.expect(250)
-				c.must("NOOP", 250)
-				got := e.only(t, "alice")
-				if strings.Contains(got, "\r\n.\r") || strings.Count(got, "\r") != strings.Count(got, "\r\n") {
-					t.Errorf("stored with a bare CR: %q", got)
+			c.starttls(e.clientT)
+			return c
+		},
+		"smtps": func(e *env) *client { return dialTLS(t, e.smtps, e.clientT) },
+	}
+	for way, open := range ways {
+		for _, eod := range []string{
+			"\n.\n", "\n.\r\n", "\r.\r", "\r.\n", "\r.\r\n", "\r\n.\n", "\n.\r",
+			// go-smtp's dot reader drops the CR of "<CRLF>.<CR>" followed by
+			// anything but LF: the connection guard refuses these.
+			"\r\n.\r", "\r\n.\r\r\n", "\r\n.\rx",
+			"\r\n\x00.\r\n", "\r\n.\x00\r\n", "\n..\n", "\r..\r",
+		} {
+			t.Run(fmt.Sprintf("%s/%q", way, eod), func(t *testing.T) {
+				e := newEnv(t)
+				c := open(e)
+				c.must("EHLO c", 250)
+				c.must("MAIL FROM:<s@example.org>", 250)
+				c.must("RCPT TO:<alice@example.test>", 250)
+				c.must("DATA", 354)
+				c.write("Subject: a\r\n\r\nx" + eod + smuggled + "\r\n.\r\n")
+				c.expectReply("550 5.6.0")
+				if strings.Contains(eod, "\x00") {
+					// A NUL leaves the line ends as they should be: the
+					// session goes on, and the next reply is the NOOP's.
+					c.must("NOOP", 250)
+				} else if !c.closed() {
+					t.Error("connection still open after the refusal")
 				}
-				return
-			}
-			c.expectReply("550 5.6.0")
-			c.must("NOOP", 250)
-			e.nothingStored(t)
-		})
+				e.nothingStored(t)
+			})
+		}
 	}
 }
 

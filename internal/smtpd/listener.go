@@ -1,7 +1,6 @@
 package smtpd
 
 import (
-	"context"
 	"crypto/tls"
 	"io"
 	"log/slog"
@@ -115,6 +114,7 @@ type conn struct {
 	// session's last word, e.g. after too many failed logins.
 	hangUp atomic.Bool
 	once   sync.Once
+	wire   wire // the connection guard (wire.go)
 
 	// Replies are held until the session next reads, then sent in one
 	// write: go-smtp writes each line of a multi-line reply (EHLO's nine)
@@ -211,6 +211,7 @@ func (c *conn) flush() error {
 	if len(c.out) == 0 {
 		return nil
 	}
+	c.sendingGoAhead()
 	_, err := c.Conn.Write(c.out)
 	c.out = c.out[:0]
 	if cap(c.out) > 4<<10 {
@@ -244,8 +245,8 @@ type listener struct {
 	tls      *tls.Config // non-nil: implicit TLS
 	hostname string
 	metrics  *metrics.Metrics
-	// logged serves a connection whose dialogue goes to the debug log.
-	logged func(net.Conn, *conn)
+	// serve serves a connection on a server of its own (Server.serveConn).
+	serve func(net.Conn, *conn)
 }
 
 func (l *listener) Accept() (net.Conn, error) {
@@ -270,13 +271,9 @@ func (l *listener) Accept() (net.Conn, error) {
 		if l.tls != nil {
 			nc = tls.Server(c, l.tls)
 		}
-		// The level is looked at once per session, and costs nothing more
-		// unless it is debug.
-		if l.cs.log.Enabled(context.Background(), slog.LevelDebug) {
-			l.logged(nc, c)
-			continue
-		}
-		return nc, nil
+		// go-smtp's Serve on the listener is only its accept loop: every
+		// session has a server of its own.
+		l.serve(nc, c)
 	}
 }
 

@@ -71,6 +71,8 @@ func toReply(err error, id string) *smtp.SMTPError {
 		return reply(451, 7, 1, "%s", printable(cmp.Or(spam.Message, "Try again later")))
 	case errors.Is(err, errFilterDown):
 		return reply(451, 7, 1, "Content filter unavailable, try again later")
+	case errors.Is(err, errEarlyData):
+		return reply(554, 5, 0, "Error: SMTP protocol synchronization: message data sent before the 354 (RFC 2920)")
 	case errors.Is(err, errBadLineEnding):
 		return reply(550, 6, 0, "Message refused: bare CR or LF line ending (RFC 5321 2.3.8)")
 	case errors.Is(err, errNUL):
@@ -92,9 +94,11 @@ func toReply(err error, id string) *smtp.SMTPError {
 }
 
 // desync reports whether err left the client's data stream at an unknown
-// point, so that what follows cannot be read as commands.
+// point, so that what follows cannot be read as commands: the session
+// hangs up after the reply.
 func desync(err error) bool {
-	return isTimeout(err) || errors.Is(err, smtp.ErrTooLongLine)
+	return isTimeout(err) || errors.Is(err, smtp.ErrTooLongLine) ||
+		errors.Is(err, errBadLineEnding) || errors.Is(err, errEarlyData)
 }
 
 func isTimeout(err error) bool {

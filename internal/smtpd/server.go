@@ -110,9 +110,9 @@ type Server struct {
 	mu      sync.Mutex
 	servers map[serverKey]*smtp.Server
 	ls      []*listener
-	// logged are the servers of single sessions whose dialogue goes to the
-	// debug log (see serveLogged); Shutdown stops them with the others.
-	logged map[*smtp.Server]struct{}
+	// sessions are the servers of single sessions (see serveConn);
+	// Shutdown stops them with the others.
+	sessions map[*smtp.Server]struct{}
 }
 
 type serverKey struct {
@@ -125,7 +125,7 @@ func New(opts Options, u *users.Map) *Server {
 	if opts.PlaintextAuth == nil {
 		opts.PlaintextAuth = netip.Addr.IsLoopback
 	}
-	s := &Server{opts: opts, log: opts.Log, servers: map[serverKey]*smtp.Server{}, logged: map[*smtp.Server]struct{}{}}
+	s := &Server{opts: opts, log: opts.Log, servers: map[serverKey]*smtp.Server{}, sessions: map[*smtp.Server]struct{}{}}
 	s.cs = newConns(opts.MaxConns, opts.MaxConnsPerIP, opts.Hostname, opts.Log)
 	s.users.Store(u)
 	return s
@@ -170,7 +170,7 @@ func (s *Server) Listen(name string, role Role, implicitTLS bool, addr string) (
 	}
 	key := serverKey{role, implicitTLS}
 	ll := &listener{Listener: l, cs: s.cs, name: name, role: role, hostname: s.opts.Hostname, metrics: s.opts.Metrics,
-		logged: func(nc net.Conn, c *conn) { s.serveLogged(key, nc, c) }}
+		serve: func(nc net.Conn, c *conn) { s.serveConn(key, nc, c) }}
 	if implicitTLS {
 		ll.tls = s.opts.TLS
 	}
@@ -215,23 +215,28 @@ func (s *Server) Serve() {
 	}
 }
 
-// serveLogged serves one connection on a server of its own, whose Debug
-// writer logs the dialogue: go-smtp gives a server one Debug writer for all
-// its connections, and it is the only place above TLS where a session's
-// bytes can be read. It costs a server per session, so only the sessions
-// that begin while the log level is debug get one.
-func (s *Server) serveLogged(key serverKey, nc net.Conn, c *conn) {
+// serveConn serves one connection on a server of its own, whose Debug
+// writer is the connection guard (wire.go) and, while the log level is
+// debug, logs the dialogue: go-smtp gives a server one Debug writer for
+// all its connections, and it is the only place above TLS where a
+// session's bytes can be read.
+func (s *Server) serveConn(key serverKey, nc net.Conn, c *conn) {
+	tap := &wireTap{c: c, data: key.role == Inbound}
+	// The level is looked at once per session.
+	if s.log.Enabled(context.Background(), slog.LevelDebug) {
+		tap.dialogue = dialogueTap{smtplog.New(s.log.With("conn", c.id))}
+	}
 	s.mu.Lock()
 	srv := s.newSMTP(s.servers[key].Backend)
-	srv.Debug = dialogueTap{smtplog.New(s.log.With("conn", c.id))}
-	s.logged[srv] = struct{}{}
+	srv.Debug = tap
+	s.sessions[srv] = struct{}{}
 	s.mu.Unlock()
 	l := &oneConn{conn: nc, closed: make(chan struct{})}
 	c.onClose = func() { l.Close() }
 	go func() {
 		srv.Serve(l)
 		s.mu.Lock()
-		delete(s.logged, srv)
+		delete(s.sessions, srv)
 		s.mu.Unlock()
 	}()
 }
@@ -242,11 +247,11 @@ func (s *Server) serveLogged(key serverKey, nc net.Conn, c *conn) {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.cs.drain()
 	s.mu.Lock()
-	servers := make([]*smtp.Server, 0, len(s.servers)+len(s.logged))
+	servers := make([]*smtp.Server, 0, len(s.servers)+len(s.sessions))
 	for _, srv := range s.servers {
 		servers = append(servers, srv)
 	}
-	for srv := range s.logged {
+	for srv := range s.sessions {
 		servers = append(servers, srv)
 	}
 	s.mu.Unlock()

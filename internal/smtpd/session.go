@@ -81,6 +81,9 @@ func (s *session) Logout() error {
 }
 
 func (s *session) Mail(from string, opts *smtp.MailOptions) error {
+	if err := s.bareCommands(); err != nil {
+		return err
+	}
 	switch {
 	case s.role == Relay && !s.srv.opts.RelayAllowed(s.conn.ip):
 		return s.refuse(errNoRelay, "client not in relay_networks", "from", from)
@@ -223,7 +226,7 @@ func (s *session) Data(r io.Reader) error {
 	if err := s.spaceCheck(); err != nil {
 		return err
 	}
-	body := &counting{r: &strictCRLF{r: r}}
+	body := &counting{r: &strictCRLF{r: s.guarded(r)}}
 	var data io.Reader = body
 	if s.authUser != "" {
 		data = header.Watch(body, "From", s.checkFrom)

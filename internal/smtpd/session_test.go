@@ -241,7 +241,9 @@ func TestBareLineEndingsRefused(t *testing.T) {
 			if code != 550 || !strings.HasPrefix(text, "5.6.0") {
 				t.Fatalf("got %d %s, want 550 5.6.0", code, text)
 			}
-			c.must("NOOP", 250)
+			if !c.closed() {
+				t.Error("connection still open after the refusal")
+			}
 			if n := e.files(t, "alice", "new"); len(n) != 0 {
 				t.Errorf("stored: %v", n)
 			}
