@@ -66,7 +66,7 @@ func passwdCmd(args []string, stdin *os.File, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "facteur passwd: %v\n", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "password of %s set in %s; send SIGHUP to a running facteur (systemctl reload facteur)\n",
+	fmt.Fprintf(stdout, "password of %s set in %s; a running facteur takes it within 3 seconds\n",
 		user, cfg.PasswordsFile)
 	return 0
 }

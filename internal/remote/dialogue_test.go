@@ -1,37 +1,18 @@
 package remote
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 
 	"facteur/internal/smtptest"
 )
 
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // At debug level, each session's dialogue is logged, both ways and above
 // TLS, with the host it is with and without the message.
 func TestDebugLogsTheDialogue(t *testing.T) {
 	e := newEnv(t)
-	var log logBuffer
+	var log smtptest.Buffer
 	e.client.Log = slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e.client.IdleTimeout = -1 // QUIT at the end of the call
 	ca := smtptest.NewCA(t, "mx1.example.test")

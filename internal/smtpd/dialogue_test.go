@@ -1,34 +1,16 @@
 package smtpd
 
 import (
-	"bytes"
 	"log/slog"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
+
+	"facteur/internal/smtptest"
 )
 
-// logBuffer collects the server log for a test to read.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // debugLog sends the server log, at debug level, to buf.
-func debugLog(buf *logBuffer) envOpt {
+func debugLog(buf *smtptest.Buffer) envOpt {
 	return func(o *Options) {
 		o.Log = slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
@@ -37,7 +19,7 @@ func debugLog(buf *logBuffer) envOpt {
 // At debug level, each session's dialogue is logged both ways, read above
 // TLS, without the password or the message.
 func TestDebugLogsTheDialogue(t *testing.T) {
-	var log logBuffer
+	var log smtptest.Buffer
 	e := newEnv(t, debugLog(&log))
 	c := dial(t, e.submit)
 	c.must("EHLO c", 250)
@@ -98,7 +80,7 @@ func TestDebugLogsTheDialogue(t *testing.T) {
 
 // Below debug, sessions log no dialogue.
 func TestNoDialogueBelowDebug(t *testing.T) {
-	var log logBuffer
+	var log smtptest.Buffer
 	e := newEnv(t, func(o *Options) { o.Log = slog.New(slog.NewTextHandler(&log, nil)) })
 	c := dial(t, e.smtp)
 	c.must("EHLO c", 250)

@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"os"
@@ -11,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -60,7 +58,7 @@ type instance struct {
 	t       *testing.T
 	dir     string
 	cmd     *exec.Cmd
-	out     *syncBuffer // stderr and stdout
+	out     *smtptest.Buffer // stderr and stdout
 	smtp    string
 	smtps   string
 	relay   string
@@ -121,7 +119,7 @@ func (in *instance) start(args ...string) {
 
 func (in *instance) run(args ...string) {
 	in.t.Helper()
-	in.out = &syncBuffer{}
+	in.out = &smtptest.Buffer{}
 	in.cmd = exec.Command(binary, args...)
 	in.cmd.Dir = in.dir
 	in.cmd.Stdout, in.cmd.Stderr = in.out, in.out
@@ -226,24 +224,6 @@ func waitText(t *testing.T, text func() string, s string) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-}
-
-// syncBuffer collects the process output while tests read it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func readFile(t *testing.T, path string) string {
