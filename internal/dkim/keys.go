@@ -20,6 +20,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"golang.org/x/net/idna"
 )
 
 // MinRSABits is the smallest RSA key that verifiers accept (RFC 8301 3.2).
@@ -177,6 +179,11 @@ func validName(s string) bool {
 // 3.1.1), so mail from MAILER-DAEMON@mx.example.org is signed for
 // example.org. None when no domain on the way has a key.
 func (ks *Keys) For(domain string) []*Key {
+	// Key directories are DNS names, so a From domain written in Unicode
+	// (SMTPUTF8 mail) is looked up in its ASCII form.
+	if a, err := idna.Lookup.ToASCII(domain); err == nil {
+		domain = a
+	}
 	d := strings.TrimSuffix(strings.ToLower(domain), ".")
 	for d != "" {
 		if k := ks.byDomain[d]; len(k) > 0 {

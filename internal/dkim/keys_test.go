@@ -60,6 +60,7 @@ func TestForUsesNearestParentWithKeys(t *testing.T) {
 	dir := t.TempDir()
 	genWrite(t, dir, "example.org", "s", "ed25519")
 	genWrite(t, dir, "sub.other.test", "s", "ed25519")
+	genWrite(t, dir, "xn--bcher-kva.test", "s", "ed25519")
 	ks, err := Load(dir)
 	if err != nil {
 		t.Fatal(err)
