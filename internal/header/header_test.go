@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+
+	"facteur/internal/smtptest"
 )
 
 const msg = "Received: from a\r\n\tby b\r\nFrom: Alice\r\n <alice@example.org>\r\nfrom : bob@example.org\r\n" +
@@ -121,7 +123,7 @@ func FuzzWatchAgreesWithRead(f *testing.F) {
 		}
 		var got []string
 		calls := 0
-		r := Watch(&chunked{data: data, n: int(cut%16) + 1}, "from", func(v []string) error {
+		r := Watch(smtptest.Chunked(data, int(cut%16)+1), "from", func(v []string) error {
 			got, calls = v, calls+1
 			return nil
 		})
@@ -133,19 +135,4 @@ func FuzzWatchAgreesWithRead(f *testing.F) {
 			t.Fatalf("Watch: %v, %d calls, %q; Read: %q", err, calls, got, want)
 		}
 	})
-}
-
-// chunked returns data n bytes per Read.
-type chunked struct {
-	data []byte
-	n    int
-}
-
-func (c *chunked) Read(p []byte) (int, error) {
-	if len(c.data) == 0 {
-		return 0, io.EOF
-	}
-	k := copy(p[:min(len(p), c.n)], c.data)
-	c.data = c.data[k:]
-	return k, nil
 }

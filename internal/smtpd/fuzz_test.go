@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+
+	"facteur/internal/smtptest"
 )
 
 func FuzzSplitAddress(f *testing.F) {
@@ -79,7 +81,7 @@ func FuzzStrictCRLF(f *testing.F) {
 		if chunk == 0 {
 			r = iotest.OneByteReader(r)
 		} else {
-			r = &chunked{data: data, n: int(chunk)}
+			r = smtptest.Chunked(data, int(chunk))
 		}
 		got, err := io.ReadAll(&strictCRLF{r: r})
 		want := refData(data)
@@ -91,19 +93,4 @@ func FuzzStrictCRLF(f *testing.F) {
 			t.Fatalf("%q: passed through as %q", data, got)
 		}
 	})
-}
-
-// chunked returns at most n bytes per Read.
-type chunked struct {
-	data []byte
-	n    int
-}
-
-func (c *chunked) Read(p []byte) (int, error) {
-	if len(c.data) == 0 {
-		return 0, io.EOF
-	}
-	n := copy(p[:min(len(p), c.n)], c.data)
-	c.data = c.data[n:]
-	return n, nil
 }
