@@ -120,6 +120,19 @@ type Outbound struct {
 	// Pipelining lets the relay pipeline with servers that offer it; off
 	// is for a server that offers it and mishandles it.
 	Pipelining bool `toml:"pipelining"`
+	// MTASTS applies the MTA-STS policies (RFC 8461) recipient domains
+	// publish: TLS with a valid certificate to the MX hosts they name.
+	MTASTS bool `toml:"mta_sts"`
+	// DANE pins the certificates of MX hosts with DNSSEC-signed TLSA
+	// records (RFC 7672); it needs a validating resolver (see DNSSECTrusted).
+	DANE bool `toml:"dane"`
+	// DNSSECTrusted believes the AD bit of a `dns` resolver that is not on
+	// loopback: the operator says the path to it is secure.
+	DNSSECTrusted bool `toml:"dnssec_trusted"`
+	// TLSReports sends the daily TLS reports (RFC 8460) domains ask for
+	// with _smtp._tls TXT records; off by default, as a report reveals
+	// how much mail went to the domain.
+	TLSReports bool `toml:"tls_reports"`
 }
 
 // DKIM is how outgoing mail is signed; see package dkim.
@@ -234,6 +247,8 @@ func Defaults() Config {
 			Lifetime:       Duration{5 * 24 * time.Hour},
 			DelayWarning:   Duration{4 * time.Hour},
 			Pipelining:     true,
+			MTASTS:         true,
+			DANE:           true,
 		},
 		DKIM:    DKIM{Expiration: Duration{72 * time.Hour}},
 		Inbound: Inbound{CheckSenders: true, DMARC: "enforce", RspamdTimeout: Duration{20 * time.Second}, RspamdOnError: "accept"},

@@ -37,6 +37,7 @@ import (
 	"facteur/internal/rspamd"
 	"facteur/internal/smtpd"
 	"facteur/internal/tlsconf"
+	"facteur/internal/tlspolicy"
 	"facteur/internal/users"
 )
 
@@ -125,6 +126,9 @@ func Start(cfg *config.Config, logs *logging.Log, readConfig func() (*config.Con
 	dnsc, err := resolver.New(cfg.DNS, 0)
 	if err != nil {
 		return nil, fmt.Errorf("dns: %w", err)
+	}
+	if cfg.Outbound.DNSSECTrusted {
+		dnsc.TrustAD()
 	}
 	var spam *rspamd.Client
 	if cfg.Inbound.Rspamd != "" {
@@ -234,6 +238,7 @@ func openQueue(cfg *config.Config, log *slog.Logger, dnsc *resolver.Resolver, st
 		Port:           cfg.Outbound.Port,
 		HeloName:       cfg.Hostname,
 		TLS:            policy,
+		Policies:       &tlspolicy.Policies{Default: policy},
 		ConnectTimeout: cfg.Outbound.ConnectTimeout.Duration,
 		NoPipelining:   !cfg.Outbound.Pipelining,
 		Log:            log,

@@ -42,8 +42,8 @@ func New(stats QueueStats) *Metrics {
 			Name: "facteur_messages_refused_total", Help: "Connections, commands and messages refused, by reason.",
 		}, []string{"reason"}),
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "facteur_deliveries_total", Help: "Outcomes of delivery attempts per recipient (sent, deferred, bounced), by TLS.",
-		}, []string{"result", "tls"}),
+			Name: "facteur_deliveries_total", Help: "Outcomes of delivery attempts per recipient (sent, deferred, bounced), by TLS and the TLS policy in force (dane, mta-sts, opportunistic...).",
+		}, []string{"result", "tls", "policy"}),
 		dkim: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "facteur_dkim_signatures_total", Help: "DKIM signatures made (signed) or that could not be made (failed), by signing domain.",
 		}, []string{"domain", "result"}),
@@ -93,10 +93,10 @@ func (m *Metrics) Refused(reason string) {
 }
 
 // Delivery counts one recipient's attempt outcome: "sent", "deferred" or
-// "bounced".
-func (m *Metrics) Delivery(result string, tls bool) {
+// "bounced", with the TLS policy in force ("" when no host was reached).
+func (m *Metrics) Delivery(result string, tls bool, policy string) {
 	if m != nil {
-		m.deliveries.WithLabelValues(result, strconv.FormatBool(tls)).Inc()
+		m.deliveries.WithLabelValues(result, strconv.FormatBool(tls), policy).Inc()
 	}
 }
 

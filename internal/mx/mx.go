@@ -9,6 +9,10 @@ type Host struct {
 	Name  string       // MX target (or the domain itself for an implicit MX), without trailing dot
 	Pref  uint16       // MX preference; lower is tried first
 	Addrs []netip.Addr // AAAA results first, then A; shared with the cache, do not modify
+	// Secure: the MX records naming the host (or the implicit MX's
+	// domain) and the host's addresses were validated with DNSSEC, the
+	// condition for DANE (RFC 7672 2.2).
+	Secure bool
 }
 
 // Error is a failed lookup, classified for the delivery that asked.

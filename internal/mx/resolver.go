@@ -54,7 +54,8 @@ func (r *Resolver) Lookup(ctx context.Context, domain string) ([]Host, error) {
 // resolve does the DNS work of Lookup: hosts sorted by preference, and the
 // smallest TTL of every record used.
 func (r *Resolver) resolve(ctx context.Context, name string) ([]Host, uint32, error) {
-	rrs, ttl, err := r.dns.Query(ctx, name, dns.TypeMX)
+	ans, err := r.dns.Lookup(ctx, name, dns.TypeMX)
+	rrs, ttl := ans.RRs, ans.TTL
 	if errors.Is(err, resolver.ErrNXDomain) {
 		return nil, 0, permanent(name, "5.1.2", "domain does not exist")
 	}
@@ -62,7 +63,7 @@ func (r *Resolver) resolve(ctx context.Context, name string) ([]Host, uint32, er
 		return nil, 0, transient(name, "MX lookup failed: "+err.Error())
 	}
 	if len(rrs) == 0 {
-		return r.implicit(ctx, name)
+		return r.implicit(ctx, name, ans.Secure)
 	}
 	mxs := make([]*dns.MX, 0, len(rrs))
 	for _, rr := range rrs {
@@ -80,17 +81,18 @@ func (r *Resolver) resolve(ctx context.Context, name string) ([]Host, uint32, er
 	var hosts []Host
 	var lastErr error
 	for _, m := range mxs {
-		addrs, t, err := r.dns.Addrs(ctx, m.Mx)
+		a, err := r.dns.Addresses(ctx, m.Mx)
 		if err != nil {
 			lastErr = err
 			continue
 		}
-		if len(addrs) == 0 {
+		if len(a.Addrs) == 0 {
 			lastErr = fmt.Errorf("%s has no address", m.Mx)
 			continue
 		}
-		ttl = min(ttl, t)
-		hosts = append(hosts, Host{Name: strings.TrimSuffix(m.Mx, "."), Pref: m.Preference, Addrs: slices.Clip(addrs)})
+		ttl = min(ttl, a.TTL)
+		hosts = append(hosts, Host{Name: strings.TrimSuffix(m.Mx, "."), Pref: m.Preference,
+			Addrs: slices.Clip(a.Addrs), Secure: ans.Secure && a.Secure})
 	}
 	if len(hosts) == 0 {
 		return nil, 0, transient(name, "no MX host has an address: "+lastErr.Error())
@@ -99,18 +101,20 @@ func (r *Resolver) resolve(ctx context.Context, name string) ([]Host, uint32, er
 }
 
 // implicit handles a domain without MX: mail goes to the domain's own address.
-func (r *Resolver) implicit(ctx context.Context, name string) ([]Host, uint32, error) {
-	addrs, ttl, err := r.dns.Addrs(ctx, name)
+func (r *Resolver) implicit(ctx context.Context, name string, mxSecure bool) ([]Host, uint32, error) {
+	a, err := r.dns.Addresses(ctx, name)
 	if errors.Is(err, resolver.ErrNXDomain) {
 		return nil, 0, permanent(name, "5.1.2", "domain does not exist")
 	}
 	if err != nil {
 		return nil, 0, transient(name, "address lookup failed: "+err.Error())
 	}
-	if len(addrs) == 0 {
+	if len(a.Addrs) == 0 {
 		return nil, 0, permanent(name, "5.1.2", "no MX and no address")
 	}
-	return []Host{{Name: name, Addrs: slices.Clip(addrs)}}, ttl, nil
+	// The MX NODATA that led here was validated with the addresses only if
+	// mxSecure says so.
+	return []Host{{Name: name, Addrs: slices.Clip(a.Addrs), Secure: mxSecure && a.Secure}}, a.TTL, nil
 }
 
 // shuffle returns a copy of hosts (sorted by preference) with each run of

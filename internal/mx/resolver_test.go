@@ -257,3 +257,34 @@ func BenchmarkLookupCached(b *testing.B) {
 		}
 	}
 }
+
+func TestLookupSecureHosts(t *testing.T) {
+	dns := smtptest.NewDNS(t)
+	r := newResolver(t, dns, 2*time.Second)
+	ctx := context.Background()
+	dns.SecureAll(true)
+	dns.MX("signed.test", 10, "mx1.signed.test")
+	dns.MX("signed.test", 20, "mx.unsigned.test")
+	dns.A("mx1.signed.test", "192.0.2.1")
+	dns.A("mx.unsigned.test", "192.0.2.2")
+	dns.Secure("mx.unsigned.test", false)
+	dns.A("implicit.test", "192.0.2.3")
+	dns.MX("plain.test", 10, "mx1.signed.test")
+	dns.Secure("plain.test", false)
+
+	hosts, err := r.Lookup(ctx, "signed.test")
+	if err != nil || len(hosts) != 2 {
+		t.Fatalf("Lookup = %v, %v", hosts, err)
+	}
+	if !hosts[0].Secure || hosts[1].Secure {
+		t.Errorf("secure = %v, %v; want true for the signed host, false for the unsigned one", hosts[0].Secure, hosts[1].Secure)
+	}
+	if hosts, err := r.Lookup(ctx, "implicit.test"); err != nil || !hosts[0].Secure {
+		t.Errorf("implicit MX of a signed domain: %v, %v; want secure", hosts, err)
+	}
+	// An unsigned MX names hosts an attacker may have chosen: no DANE for
+	// them, however signed their own zone is.
+	if hosts, err := r.Lookup(ctx, "plain.test"); err != nil || hosts[0].Secure {
+		t.Errorf("host of an unsigned MX: %v, %v; want not secure", hosts, err)
+	}
+}

@@ -302,20 +302,30 @@ func (q *Queue) apply(e *entry, i int, res remote.Result, now time.Time) {
 	switch res.Status {
 	case remote.Sent:
 		r.State, r.LastError = Sent, ""
-		q.cfg.Metrics.Delivery("sent", res.TLS)
+		q.cfg.Metrics.Delivery("sent", res.TLS, res.TLSPolicy)
 	case remote.Permanent:
 		r.State = Failed
 		e.failed = append(e.failed, i)
-		q.cfg.Metrics.Delivery("bounced", res.TLS)
+		q.cfg.Metrics.Delivery("bounced", res.TLS, res.TLSPolicy)
 	default:
-		q.cfg.Metrics.Delivery("deferred", res.TLS)
+		q.cfg.Metrics.Delivery("deferred", res.TLS, res.TLSPolicy)
 	}
 	attrs := []any{"id", e.env.ID, "rcpt", r.Addr, "result", res.Status.String(), "host", res.Host,
-		"tls", res.TLS, "code", res.Code, "enhanced", res.Enhanced, "text", res.Text}
+		"tls", tlsLabel(res), "code", res.Code, "enhanced", res.Enhanced, "text", res.Text}
 	if res.DKIM != "" {
 		attrs = append(attrs, "dkim", res.DKIM)
 	}
 	q.log.Info("delivery", attrs...)
+}
+
+// tlsLabel is the delivery log's tls= value: the policy the message went
+// under when it was encrypted ("dane", "mta-sts", "opportunistic"...),
+// "none" when it was not.
+func tlsLabel(res remote.Result) string {
+	if !res.TLS {
+		return "none"
+	}
+	return res.TLSPolicy
 }
 
 // finish ends a round of attempts for e, which no one else holds now:
@@ -331,7 +341,7 @@ func (q *Queue) finish(e *entry, now time.Time) {
 			r.LastError = fmt.Sprintf("message expired after %s in the queue; last error: %s", q.cfg.Lifetime, r.LastError)
 			r.Enhanced, r.Code = "4.4.7", 0
 			e.failed = append(e.failed, i)
-			q.cfg.Metrics.Delivery("bounced", false)
+			q.cfg.Metrics.Delivery("bounced", false, "")
 		}
 	}
 	failed := e.failed

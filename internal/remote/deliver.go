@@ -32,12 +32,22 @@ func (c *Client) Deliver(ctx context.Context, domain string, msgs []*Message) []
 		d.finishAll(r)
 		return d.out
 	}
-	for _, h := range hosts {
+	tlsFor := c.hostTLS(ctx, domain, hosts)
+	for i, h := range hosts {
+		ht := tlsFor[i]
+		if ht.Refuse != nil && d.pending() {
+			r := Result{Status: Transient, Enhanced: "4.7.5", Host: h.Name, TLSPolicy: ht.name(),
+				Text: fmt.Sprintf("%s: %s: %v", ht.why(), h.Name, ht.Refuse)}
+			c.log().Info("host refused by TLS policy", "host", h.Name, "ids", d.openIDs(), "err", r.Text)
+			c.report(domain, h.Name, netip.Addr{}, netip.Addr{}, ht, ht.Refuse)
+			d.failOpen(r)
+			continue
+		}
 		for _, addr := range h.Addrs {
 			if !d.pending() || ctx.Err() != nil {
 				break
 			}
-			c.attempt(ctx, d, h.Name, addr)
+			c.attempt(ctx, d, domain, h.Name, addr, ht)
 		}
 	}
 	if err := ctx.Err(); err != nil {
@@ -48,10 +58,11 @@ func (c *Client) Deliver(ctx context.Context, domain string, msgs []*Message) []
 }
 
 // attempt delivers what is still open over one connection to addr: an idle
-// session left by an earlier call if there is one, else a new connection.
-func (c *Client) attempt(ctx context.Context, d *delivery, host string, addr netip.Addr) {
+// session left by an earlier call if there is one, else a new connection,
+// secured as ht says.
+func (c *Client) attempt(ctx context.Context, d *delivery, domain, host string, addr netip.Addr, ht HostTLS) {
 	log := c.log().With("host", host, "addr", addr)
-	if s := c.take(c.poolKey(host, addr)); s != nil {
+	if s := c.take(c.poolKey(host, addr, ht)); s != nil {
 		s.bind(ctx)
 		s.reused = true
 		if c.run(s, d) || !s.stale {
@@ -59,18 +70,36 @@ func (c *Client) attempt(ctx context.Context, d *delivery, host string, addr net
 		}
 		log.Debug("idle session closed by the server, connecting again")
 	}
-	s, err := c.connect(ctx, host, addr, c.TLS)
-	if tlsErr := (*tlsError)(nil); errors.As(err, &tlsErr) && c.TLS == Opportunistic {
-		log.Warn("STARTTLS failed, delivering in plaintext", "err", err)
-		s, err = c.connect(ctx, host, addr, None)
+	s, err := c.connect(ctx, host, addr, ht)
+	if tlsErr := (*tlsError)(nil); errors.As(err, &tlsErr) {
+		c.report(domain, host, tlsErr.local, addr, ht, err)
+		if ht.Mode == Opportunistic {
+			log.Warn("STARTTLS failed, delivering in plaintext", "err", err)
+			plain := ht
+			plain.Mode = None
+			s, err = c.connect(ctx, host, addr, plain)
+		}
 	}
 	if err != nil {
 		r := connectResult(err)
-		r.Host = host
+		r.Host, r.TLSPolicy = host, ht.name()
 		r.Text = fmt.Sprintf("%s[%s]: %s", host, addr, r.Text)
+		if errors.Is(err, errNoSTARTTLS) {
+			c.report(domain, host, netip.Addr{}, addr, ht, err)
+		}
+		if policyFailure(err) {
+			r.Text = ht.why() + ": " + r.Text
+		}
 		log.Info("no session", "ids", d.openIDs(), "err", r.Text)
 		d.failOpen(r)
 		return
+	}
+	if s.tls || ht.Mode != None {
+		failure := s.audit
+		if !s.tls {
+			failure = errNoSTARTTLS
+		}
+		c.report(domain, host, s.local(), addr, ht, failure)
 	}
 	c.run(s, d)
 }
@@ -114,6 +143,12 @@ func lookupResult(err error) Result {
 		return Result{Status: st, Enhanced: e.Enhanced, Text: e.Error()}
 	}
 	return Result{Status: Transient, Enhanced: "4.4.3", Text: err.Error()}
+}
+
+// policyFailure tells a failure to secure the session, which the policy
+// is the reason of, from the host's own failures.
+func policyFailure(err error) bool {
+	return errors.Is(err, errNoSTARTTLS) || errors.As(err, new(*tlsError))
 }
 
 // connectResult classifies a failure to open a session. Whatever the reply,

@@ -64,14 +64,12 @@ func (s *session) reply() (Result, error) {
 		// RFC 2034 repeats the code on every line of the reply.
 		text = strings.ReplaceAll(text, "\n"+enhanced+" ", "\n")
 	}
-	r := newReply(code, enhanced, text)
-	r.Host, r.TLS = s.host, s.tls
-	return r, nil
+	return s.stamp(newReply(code, enhanced, text)), nil
 }
 
 // lost is the result of every command whose reply never came.
 func (s *session) lost(err error) Result {
-	return Result{Status: Transient, Enhanced: "4.4.2", Text: "connection lost: " + err.Error(), Host: s.host, TLS: s.tls}
+	return s.stamp(Result{Status: Transient, Enhanced: "4.4.2", Text: "connection lost: " + err.Error()})
 }
 
 // pipe carries the commands of one transaction, which its caller reads the
@@ -137,7 +135,7 @@ func (p *pipe) body(msg io.Reader) (Result, bool) {
 	dw := &dotWriter{w: p.s.wire.w}
 	if _, err := io.Copy(dw, msg); err != nil {
 		p.s.close()
-		return Result{Status: Transient, Enhanced: "4.4.2", Text: "sending message: " + err.Error(), Host: p.s.host, TLS: p.s.tls}, false
+		return p.s.stamp(Result{Status: Transient, Enhanced: "4.4.2", Text: "sending message: " + err.Error()}), false
 	}
 	if err := dw.Close(); err != nil {
 		return p.s.lost(err), false

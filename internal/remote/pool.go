@@ -19,18 +19,20 @@ const (
 // poolKey is what a session must share with a delivery to carry it: the
 // address it is connected to, the host name it was opened for (the TLS
 // ServerName, and the Host of results), and what was settled at the start of
-// the session: the TLS policy, the roots Verify checked against, the EHLO name.
+// the session: the TLS mode and the check it passed (roots for Verify, a
+// policy's Key), the EHLO name.
 type poolKey struct {
-	addr   netip.AddrPort
-	host   string
-	policy Policy
-	roots  *x509.CertPool // only with Verify
-	helo   string
+	addr  netip.AddrPort
+	host  string
+	mode  Policy
+	check string         // HostTLS.Key
+	roots *x509.CertPool // only with Verify
+	helo  string
 }
 
-func (c *Client) poolKey(host string, addr netip.Addr) poolKey {
-	k := poolKey{addr: netip.AddrPortFrom(addr, c.port()), host: host, policy: c.TLS, helo: c.helo()}
-	if c.TLS == Verify {
+func (c *Client) poolKey(host string, addr netip.Addr, ht HostTLS) poolKey {
+	k := poolKey{addr: netip.AddrPortFrom(addr, c.port()), host: host, mode: ht.Mode, check: ht.Key, helo: c.helo()}
+	if ht.Mode == Verify {
 		k.roots = c.RootCAs
 	}
 	return k

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"facteur/internal/mx"
+	"facteur/internal/tlsrpt"
 )
 
 // Defaults for the zero values of Client's timeouts (RFC 5321 4.5.3.2 asks
@@ -67,10 +68,18 @@ type Lookuper interface {
 // then safe for concurrent use, and must not be copied.
 type Client struct {
 	Resolver Lookuper
-	Port     int    // outbound port; 0 means 25
-	HeloName string // our name in EHLO/HELO; "localhost" if empty
-	TLS      Policy
+	Port     int            // outbound port; 0 means 25
+	HeloName string         // our name in EHLO/HELO; "localhost" if empty
+	TLS      Policy         // for every host, unless Policies decides
 	RootCAs  *x509.CertPool // trusted by Verify; nil means the system pool
+
+	// Policies, when set, decides each MX host's TLS (DANE, MTA-STS) in
+	// place of TLS.
+	Policies TLSPolicies
+	// Sessions, when set, is told the TLS outcome of every new connection,
+	// for TLS reports: the policy in force, and the failure if TLS could
+	// not be had as the policy asks.
+	Sessions func(domain string, s tlsrpt.Session)
 
 	// IdleTimeout is how long a healthy session waits, after a Deliver call,
 	// to carry the next one to the same address: zero means
@@ -146,7 +155,10 @@ type Result struct {
 	Text     string // the remote reply text, or our reason
 	Host     string // the MX host the result came from, "" if none was reached
 	TLS      bool   // the session with Host was encrypted
-	DKIM     string // the signatures the message carried, "domain/selector,..."; set by the signer, for the log
+	// TLSPolicy names the policy the session with Host was held under:
+	// "dane", "mta-sts", or the configured Policy's name.
+	TLSPolicy string
+	DKIM      string // the signatures the message carried, "domain/selector,..."; set by the signer, for the log
 }
 
 func (c *Client) connectTimeout() time.Duration {

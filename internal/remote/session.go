@@ -30,6 +30,8 @@ type session struct {
 	host   string
 	addr   netip.Addr
 	tls    bool
+	policy string            // HostTLS.name() of the policy the session was opened under
+	audit  error             // what HostTLS.Audit found wrong with the session's TLS
 	dirty  bool              // a transaction may be open: the next one starts with RSET
 	after  func(Result) bool // takes the reply to a final dot not read yet
 	stop   func() bool       // unbinds from the Deliver call's context; nil when idle
@@ -54,21 +56,25 @@ type session struct {
 var errNoSTARTTLS = errors.New("TLS required but STARTTLS not offered")
 
 // tlsError is a failed STARTTLS; with Opportunistic the host is tried again
-// in plaintext.
-type tlsError struct{ err error }
+// in plaintext. local is our end of the connection, for TLS reports.
+type tlsError struct {
+	err   error
+	local netip.Addr
+}
 
 func (e *tlsError) Error() string { return "STARTTLS failed: " + e.err.Error() }
 func (e *tlsError) Unwrap() error { return e.err }
 
-// connect opens a session with addr of host. A reply error from the greeting
-// or EHLO comes back as *smtp.SMTPError.
-func (c *Client) connect(ctx context.Context, host string, addr netip.Addr, policy Policy) (*session, error) {
+// connect opens a session with addr of host, secured as ht says. A reply
+// error from the greeting or EHLO comes back as *smtp.SMTPError.
+func (c *Client) connect(ctx context.Context, host string, addr netip.Addr, ht HostTLS) (*session, error) {
+	policy := ht.Mode
 	d := net.Dialer{Timeout: c.connectTimeout()}
 	raw, err := d.DialContext(ctx, "tcp", netip.AddrPortFrom(addr, c.port()).String())
 	if err != nil {
 		return nil, err
 	}
-	s := &session{raw: raw, key: c.poolKey(host, addr), host: host, addr: addr}
+	s := &session{raw: raw, key: c.poolKey(host, addr, ht), host: host, addr: addr, policy: ht.name()}
 	if log := c.log(); log.Enabled(ctx, slog.LevelDebug) {
 		s.dialogue = smtplog.New(log.With("host", host, "addr", addr, "session", c.sessions.Add(1)))
 	}
@@ -89,12 +95,15 @@ func (c *Client) connect(ctx context.Context, host string, addr netip.Addr, poli
 		s.close()
 		return nil, errNoSTARTTLS
 	}
-	tc, err := c.startTLS(ctx, s, policy)
+	tc, err := c.startTLS(ctx, s, ht)
 	if err != nil {
 		s.close()
-		return nil, &tlsError{err}
+		return nil, &tlsError{err: err, local: s.local()}
 	}
 	s.conn, s.tls = s.logged(tc), true
+	if ht.Audit != nil {
+		s.audit = ht.Audit(host, tc.ConnectionState())
+	}
 	s.cl = c.newSMTP(&greeted{Conn: s.conn, pending: []byte("220 " + host + " TLS started\r\n")})
 	if err := s.cl.Hello(c.helo()); err != nil {
 		s.close()
@@ -122,7 +131,7 @@ func (c *Client) newSMTP(conn net.Conn) *smtp.Client {
 // its STARTTLS unexported except through NewClientStartTLS, which would say
 // "EHLO localhost" and hang up on servers without STARTTLS; so the verb is
 // sent here and a new go-smtp Client is started on the TLS connection.
-func (c *Client) startTLS(ctx context.Context, s *session, policy Policy) (*tls.Conn, error) {
+func (c *Client) startTLS(ctx context.Context, s *session, ht HostTLS) (*tls.Conn, error) {
 	raw := s.raw
 	raw.SetDeadline(time.Now().Add(c.commandTimeout()))
 	defer raw.SetDeadline(time.Time{})
@@ -134,23 +143,43 @@ func (c *Client) startTLS(ctx context.Context, s *session, policy Policy) (*tls.
 	if _, _, err := textproto.NewReader(bufio.NewReader(s.conn)).ReadResponse(220); err != nil {
 		return nil, err
 	}
-	tc := tls.Client(raw, c.tlsConfig(s.host, policy))
+	tc := tls.Client(raw, c.tlsConfig(s.host, ht))
 	if err := tc.HandshakeContext(ctx); err != nil {
 		return nil, err
 	}
 	return tc, nil
 }
 
-func (c *Client) tlsConfig(host string, policy Policy) *tls.Config {
+func (c *Client) tlsConfig(host string, ht HostTLS) *tls.Config {
 	cfg := &tls.Config{ServerName: serverName(host), MinVersion: tls.VersionTLS12}
-	if policy == Verify {
+	switch {
+	case ht.Mode == Verify:
 		cfg.RootCAs = c.RootCAs
-	} else {
+	case ht.Check != nil:
+		// The policy's own check (DANE) replaces the WebPKI's, which would
+		// refuse the self-signed certificates TLSA records pin.
+		cfg.InsecureSkipVerify = true
+		cfg.VerifyConnection = func(cs tls.ConnectionState) error { return ht.Check(host, cs) }
+	default:
 		// Unauthenticated TLS still defeats passive eavesdropping, and MX
 		// certificates are too often self-signed to insist (RFC 7435).
 		cfg.InsecureSkipVerify = true
 	}
 	return cfg
+}
+
+// local is our address on the session's connection.
+func (s *session) local() netip.Addr {
+	if a, ok := s.raw.LocalAddr().(*net.TCPAddr); ok {
+		return a.AddrPort().Addr().Unmap()
+	}
+	return netip.Addr{}
+}
+
+// stamp marks r as coming from the session's host.
+func (s *session) stamp(r Result) Result {
+	r.Host, r.TLS, r.TLSPolicy = s.host, s.tls, s.policy
+	return r
 }
 
 // serverName is the name to verify: the MX host name, or the address of a

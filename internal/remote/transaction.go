@@ -142,7 +142,7 @@ func (s *session) gone(lost bool) bool {
 // forbid sending what needs SMTPUTF8 or 8BITMIME to a server without them.
 func (s *session) refuse(m *Message) (Result, bool) {
 	no := func(enhanced, format string, args ...any) (Result, bool) {
-		return Result{Status: Permanent, Enhanced: enhanced, Text: fmt.Sprintf(format, args...), Host: s.host, TLS: s.tls}, true
+		return s.stamp(Result{Status: Permanent, Enhanced: enhanced, Text: fmt.Sprintf(format, args...)}), true
 	}
 	if ok, _ := s.cl.Extension("SMTPUTF8"); !ok && needsUTF8(m) {
 		return no("5.6.7", "%s does not support SMTPUTF8, which the message needs", s.host)

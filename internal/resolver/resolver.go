@@ -37,6 +37,20 @@ var ErrNXDomain = errors.New("no such domain")
 type Resolver struct {
 	server   string
 	udp, tcp *dns.Client
+	// trustAD: the server's AD bit is believed. DNSSEC validation is the
+	// resolver's job; its verdict is worth something only when the path to
+	// it cannot be tampered with: loopback, or what the operator vouches for.
+	trustAD bool
+}
+
+// Answer is what Lookup found for one question.
+type Answer struct {
+	RRs []dns.RR
+	TTL uint32 // the smallest TTL seen, at most MaxTTL
+	// Secure: every response on the way (CNAMEs included) carried the AD
+	// bit of a trusted resolver, so the records, or their absence, were
+	// validated with DNSSEC. DANE (RFC 7672) relies on it.
+	Secure bool
 }
 
 // New returns a Resolver asking server ("host:port"; a bare host means port
@@ -59,11 +73,31 @@ func New(server string, timeout time.Duration) (*Resolver, error) {
 		timeout = DefaultTimeout
 	}
 	return &Resolver{
-		server: server,
-		udp:    &dns.Client{Net: "udp", Timeout: timeout},
-		tcp:    &dns.Client{Net: "tcp", Timeout: timeout},
+		server:  server,
+		udp:     &dns.Client{Net: "udp", Timeout: timeout},
+		tcp:     &dns.Client{Net: "tcp", Timeout: timeout},
+		trustAD: onLoopback(server),
 	}, nil
 }
+
+// onLoopback reports whether server ("host:port") is on this machine, where
+// no one on the path can forge the AD bit.
+func onLoopback(server string) bool {
+	host, _, err := net.SplitHostPort(server)
+	if err != nil {
+		return false
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsLoopback()
+}
+
+// TrustAD makes r believe the AD bit of its server even off loopback: the
+// operator says the path to it is secure (`[outbound] dnssec_trusted`).
+func (r *Resolver) TrustAD() { r.trustAD = true }
+
+// TrustsAD reports whether r believes its server's AD bit: without it,
+// nothing is ever Secure.
+func (r *Resolver) TrustsAD() bool { return r.trustAD }
 
 // Server is the "host:port" asked.
 func (r *Resolver) Server() string { return r.server }
@@ -73,7 +107,9 @@ func (r *Resolver) Server() string { return r.server }
 func (r *Resolver) exchange(ctx context.Context, name string, qtype uint16) (*dns.Msg, error) {
 	m := new(dns.Msg)
 	m.SetQuestion(dns.Fqdn(name), qtype)
-	m.SetEdns0(ednsSize, false)
+	// The DO bit asks a validating resolver to validate and say so with AD
+	// (RFC 6840 5.7); a resolver that does not validate ignores it.
+	m.SetEdns0(ednsSize, true)
 	in, _, err := r.udp.ExchangeContext(ctx, m, r.server)
 	if err == nil && in.Truncated {
 		in, _, err = r.tcp.ExchangeContext(ctx, m, r.server)
@@ -88,38 +124,46 @@ func (r *Resolver) exchange(ctx context.Context, name string, qtype uint16) (*dn
 // the smallest TTL seen on the way (at most MaxTTL). No records and no error
 // is NODATA; a name that does not exist is an error wrapping ErrNXDomain.
 func (r *Resolver) Query(ctx context.Context, name string, qtype uint16) ([]dns.RR, uint32, error) {
-	ttl := uint32(MaxTTL)
+	a, err := r.Lookup(ctx, name, qtype)
+	return a.RRs, a.TTL, err
+}
+
+// Lookup is Query that also says whether the answer was validated. For a name
+// that does not exist, the error wraps ErrNXDomain and the Answer still says
+// whether that denial was validated.
+func (r *Resolver) Lookup(ctx context.Context, name string, qtype uint16) (Answer, error) {
+	a := Answer{TTL: MaxTTL, Secure: r.trustAD}
 	target := dns.Fqdn(name)
 	for range maxCNAME {
 		in, err := r.exchange(ctx, target, qtype)
 		if err != nil {
-			return nil, 0, err
+			return Answer{}, err
 		}
+		a.Secure = a.Secure && in.AuthenticatedData
 		switch in.Rcode {
 		case dns.RcodeSuccess:
 		case dns.RcodeNameError:
-			return nil, 0, fmt.Errorf("%s: %w", target, ErrNXDomain)
+			return Answer{Secure: a.Secure}, fmt.Errorf("%s: %w", target, ErrNXDomain)
 		default:
-			return nil, 0, fmt.Errorf("%s %s: server answered %s", target, dns.TypeToString[qtype], dns.RcodeToString[in.Rcode])
+			return Answer{}, fmt.Errorf("%s %s: server answered %s", target, dns.TypeToString[qtype], dns.RcodeToString[in.Rcode])
 		}
 		// A recursive resolver puts the chain and the final records in one
 		// answer; an authoritative server may give only the first CNAME.
 		next, chainTTL := followCNAMEs(in.Answer, target)
-		ttl = min(ttl, chainTTL)
-		var rrs []dns.RR
+		a.TTL = min(a.TTL, chainTTL)
 		for _, rr := range in.Answer {
 			h := rr.Header()
 			if h.Rrtype == qtype && strings.EqualFold(h.Name, next) {
-				rrs = append(rrs, rr)
-				ttl = min(ttl, h.Ttl)
+				a.RRs = append(a.RRs, rr)
+				a.TTL = min(a.TTL, h.Ttl)
 			}
 		}
-		if len(rrs) > 0 || strings.EqualFold(next, target) {
-			return rrs, ttl, nil
+		if len(a.RRs) > 0 || strings.EqualFold(next, target) {
+			return a, nil
 		}
 		target = next
 	}
-	return nil, 0, fmt.Errorf("%s: CNAME chain longer than %d", name, maxCNAME)
+	return Answer{}, fmt.Errorf("%s: CNAME chain longer than %d", name, maxCNAME)
 }
 
 // followCNAMEs walks the CNAME records of answer from name and returns the
@@ -145,18 +189,31 @@ func followCNAMEs(answer []dns.RR, name string) (string, uint32) {
 // A failure of one query does not hide the other's addresses; an error comes
 // back only when there is no address and some query failed.
 func (r *Resolver) Addrs(ctx context.Context, name string) ([]netip.Addr, uint32, error) {
-	var (
-		out  []netip.Addr
-		ttl  = uint32(MaxTTL)
-		errs []error
-	)
+	a, err := r.Addresses(ctx, name)
+	return a.Addrs, a.TTL, err
+}
+
+// Addresses are the addresses of one name, as Resolver.Addresses found them.
+type Addresses struct {
+	Addrs []netip.Addr
+	TTL   uint32
+	// Secure: both queries were answered and validated (an AAAA
+	// NODATA too), as RFC 7672 2.2.2 wants of an MX host before DANE.
+	Secure bool
+}
+
+// Addresses is Addrs that also says whether the addresses were validated.
+func (r *Resolver) Addresses(ctx context.Context, name string) (Addresses, error) {
+	out := Addresses{TTL: MaxTTL, Secure: r.trustAD}
+	var errs []error
 	for _, qtype := range []uint16{dns.TypeAAAA, dns.TypeA} {
-		rrs, t, err := r.Query(ctx, name, qtype)
+		a, err := r.Lookup(ctx, name, qtype)
+		out.Secure = out.Secure && err == nil && a.Secure
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		for _, rr := range rrs {
+		for _, rr := range a.RRs {
 			var ip []byte
 			switch rr := rr.(type) {
 			case *dns.AAAA:
@@ -164,16 +221,16 @@ func (r *Resolver) Addrs(ctx context.Context, name string) ([]netip.Addr, uint32
 			case *dns.A:
 				ip = rr.A.To4()
 			}
-			if a, ok := netip.AddrFromSlice(ip); ok {
-				out = append(out, a)
+			if addr, ok := netip.AddrFromSlice(ip); ok {
+				out.Addrs = append(out.Addrs, addr)
 			}
 		}
-		if len(rrs) > 0 {
-			ttl = min(ttl, t)
+		if len(a.RRs) > 0 {
+			out.TTL = min(out.TTL, a.TTL)
 		}
 	}
-	if len(out) == 0 && len(errs) > 0 {
-		return nil, 0, errors.Join(errs...)
+	if len(out.Addrs) == 0 && len(errs) > 0 {
+		return Addresses{}, errors.Join(errs...)
 	}
-	return out, ttl, nil
+	return out, nil
 }

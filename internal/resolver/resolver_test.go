@@ -102,3 +102,56 @@ func TestLookupAddrAndIPAddr(t *testing.T) {
 		t.Errorf("LookupMX = %v, %v", mxs, err)
 	}
 }
+
+func TestADBelievedOnlyFromLoopback(t *testing.T) {
+	r, err := New("192.0.2.53", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.TrustsAD() {
+		t.Error("the AD bit of a resolver across the network is believed")
+	}
+	r.TrustAD()
+	if !r.TrustsAD() {
+		t.Error("TrustAD did not make the resolver believed")
+	}
+	if r, _ := newResolver(t); !r.TrustsAD() {
+		t.Error("the AD bit of a resolver on loopback is not believed")
+	}
+}
+
+func TestLookupSecure(t *testing.T) {
+	r, dns := newResolver(t)
+	ctx := context.Background()
+	dns.RR("_25._tcp.mx.signed.test. IN TLSA 3 1 1 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")
+	dns.Secure("_25._tcp.mx.signed.test", true)
+	dns.Secure("gone.signed.test", true)
+	dns.NXDomain("gone.signed.test")
+	dns.A("mx.plain.test", "192.0.2.1")
+	dns.CNAME("alias.signed.test", "mx.plain.test")
+	dns.Secure("alias.signed.test", true)
+
+	a, err := r.Lookup(ctx, "_25._tcp.mx.signed.test", 52) // TLSA
+	if err != nil || len(a.RRs) != 1 || !a.Secure {
+		t.Errorf("signed TLSA: %d records, secure %v, %v; want 1, true", len(a.RRs), a.Secure, err)
+	}
+	a, err = r.Lookup(ctx, "gone.signed.test", 52)
+	if !errors.Is(err, ErrNXDomain) || !a.Secure {
+		t.Errorf("signed NXDOMAIN: secure %v, %v; want a validated denial", a.Secure, err)
+	}
+	a, err = r.Lookup(ctx, "mx.plain.test", 1)
+	if err != nil || len(a.RRs) != 1 || a.Secure {
+		t.Errorf("unsigned A: %d records, secure %v, %v; want 1, false", len(a.RRs), a.Secure, err)
+	}
+	// A signed CNAME to an unsigned zone is not secure: every link counts.
+	a, err = r.Lookup(ctx, "alias.signed.test", 1)
+	if err != nil || len(a.RRs) != 1 || a.Secure {
+		t.Errorf("signed CNAME to unsigned A: %d records, secure %v, %v; want 1, false", len(a.RRs), a.Secure, err)
+	}
+	// Addresses is secure only when both AAAA and A answers were.
+	dns.A("mx.signed.test", "192.0.2.2")
+	dns.Secure("mx.signed.test", true)
+	if got, err := r.Addresses(ctx, "mx.signed.test"); err != nil || !got.Secure {
+		t.Errorf("signed addresses: secure %v, %v", got.Secure, err)
+	}
+}

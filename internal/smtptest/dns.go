@@ -21,9 +21,10 @@ const ttl = 300
 type DNSServer struct {
 	addr string
 
-	mu      sync.Mutex
-	names   map[string]*dnsName
-	queries map[string]int
+	mu        sync.Mutex
+	names     map[string]*dnsName
+	queries   map[string]int
+	secureAll bool // SecureAll: names without their own say are signed
 }
 
 // dnsName is everything served for one owner name.
@@ -35,6 +36,9 @@ type dnsName struct {
 	other []dns.RR // every other type, as given to RR, TXT or PTR
 	rcode int      // dns.RcodeSuccess unless NXDomain or ServFail set it
 	mute  bool     // Timeout: never answer
+	// secure: answers for the name carry the AD bit, as a validating
+	// resolver's do for a signed zone; nil follows SecureAll.
+	secure *bool
 }
 
 // NewDNS starts a DNS server on 127.0.0.1 and a random port, stopped by t.Cleanup.
@@ -129,6 +133,21 @@ func (s *DNSServer) PTR(ip, host string) {
 	s.edit(name, func(n *dnsName) { n.other = append(n.other, rr) })
 }
 
+// Secure makes the answers for name (records, NODATA or NXDOMAIN) carry the
+// AD bit or not, whatever SecureAll says: the server then plays a validating
+// resolver in front of a zone signed with DNSSEC, or an unsigned one.
+func (s *DNSServer) Secure(name string, on bool) {
+	s.edit(name, func(n *dnsName) { n.secure = &on })
+}
+
+// SecureAll makes every name without its own Secure setting answer with the
+// AD bit (on) or without it (off, the default).
+func (s *DNSServer) SecureAll(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.secureAll = on
+}
+
 // Remove deletes every record of type qtype (dns.TypeTXT...) at name.
 func (s *DNSServer) Remove(name string, qtype uint16) {
 	s.edit(name, func(n *dnsName) {
@@ -186,7 +205,8 @@ func (s *DNSServer) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	resp.SetReply(req)
 	resp.Authoritative = true
 	q := req.Question[0]
-	if !s.answer(resp, q) {
+	opt := req.IsEdns0()
+	if !s.answer(resp, q, opt != nil && opt.Do()) {
 		return
 	}
 	if _, udp := w.RemoteAddr().(*net.UDPAddr); udp {
@@ -200,13 +220,19 @@ func (s *DNSServer) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	w.WriteMsg(resp)
 }
 
-// answer fills resp for q and reports whether to send it at all.
-func (s *DNSServer) answer(resp *dns.Msg, q dns.Question) bool {
+// answer fills resp for q, asked with the DO bit or not, and reports whether
+// to send it at all.
+func (s *DNSServer) answer(resp *dns.Msg, q dns.Question, do bool) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	k := key(q.Name)
 	s.queries[k]++
 	n := s.names[k]
+	// Like a validating resolver, AD only for a client that asked with DO.
+	resp.AuthenticatedData = do && s.secureAll
+	if n != nil && n.secure != nil {
+		resp.AuthenticatedData = do && *n.secure
+	}
 	if n == nil {
 		return true
 	}

@@ -55,11 +55,11 @@ func TestMetricsCountWhatHappened(t *testing.T) {
 	w.waitQueue(emptyQueue, "empty")
 
 	for series, want := range map[string]float64{
-		`facteur_messages_accepted_total{listener="smtp",tls="false"}`:  n,
-		`facteur_messages_accepted_total{listener="relay",tls="false"}`: 3,
-		`facteur_messages_refused_total{reason="unknown user"}`:         1,
-		`facteur_deliveries_total{result="sent",tls="false"}`:           3,
-		`facteur_queue_messages`:                                        0,
+		`facteur_messages_accepted_total{listener="smtp",tls="false"}`:               n,
+		`facteur_messages_accepted_total{listener="relay",tls="false"}`:              3,
+		`facteur_messages_refused_total{reason="unknown user"}`:                      1,
+		`facteur_deliveries_total{policy="opportunistic",result="sent",tls="false"}`: 3,
+		`facteur_queue_messages`: 0,
 	} {
 		if got := scrape(t, maddr, series); got != want {
 			t.Errorf("%s = %v, want %v", series, got, want)
