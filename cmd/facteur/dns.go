@@ -9,6 +9,7 @@ import (
 	"facteur/internal/dkim"
 	"facteur/internal/dnssetup"
 	"facteur/internal/resolver"
+	"facteur/internal/tlsconf"
 )
 
 const dnsUsage = `usage: facteur dns records|check [--config FILE] [DOMAIN...]
@@ -55,7 +56,12 @@ func dnsCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "facteur: %v\n", err)
 		return 2
 	}
-	setup := dnssetup.New(cfg, keys)
+	cert, err := tlsconf.Leaf(cfg.TLS.Cert, cfg.TLS.Key, cfg.DataDir)
+	if err != nil {
+		fmt.Fprintf(stderr, "facteur: %v\n", err)
+		return 2
+	}
+	setup := dnssetup.New(cfg, keys, cert)
 	if sub == "records" {
 		if err := dnssetup.Write(stdout, setup.Records(domains)); err != nil {
 			fmt.Fprintf(stderr, "facteur dns: %v\n", err)

@@ -14,6 +14,7 @@ import (
 
 	"facteur/internal/auth"
 	"facteur/internal/dkim"
+	"facteur/internal/resolver"
 	"facteur/internal/zone"
 )
 
@@ -45,6 +46,8 @@ type Resolver interface {
 	LookupMX(ctx context.Context, name string) ([]*net.MX, error)
 	LookupIPAddr(ctx context.Context, host string) ([]net.IPAddr, error)
 	LookupAddr(ctx context.Context, addr string) ([]string, error)
+	// Lookup is a query of any type, saying whether DNSSEC validated it.
+	Lookup(ctx context.Context, name string, qtype uint16) (resolver.Answer, error)
 }
 
 // Check asks r whether DNS says what Records would publish, and what
@@ -57,6 +60,7 @@ func (s *Setup) Check(ctx context.Context, r Resolver, domains []string, report 
 	for _, a := range c.senders {
 		c.ptr(a)
 	}
+	c.tlsa()
 	for _, d := range domains {
 		c.mx(d)
 		spfPass := c.spf(d)
@@ -84,10 +88,15 @@ func (c *checker) say(st Status, subject, format string, args ...any) {
 	c.report(Result{Status: st, Subject: subject, Text: fmt.Sprintf(format, args...)})
 }
 
+// notFound tells an answer that the name has no such records.
+func notFound(err error) bool {
+	var dnsErr *net.DNSError
+	return errors.Is(err, resolver.ErrNXDomain) || errors.As(err, &dnsErr) && dnsErr.IsNotFound
+}
+
 // lookupFailed reports err unless it says the name has no such records.
 func (c *checker) lookupFailed(subject string, err error) bool {
-	var dnsErr *net.DNSError
-	if err == nil || errors.As(err, &dnsErr) && dnsErr.IsNotFound {
+	if err == nil || notFound(err) {
 		return false
 	}
 	c.say(Fail, subject, "lookup failed: %v", err)

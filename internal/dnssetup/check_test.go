@@ -21,6 +21,7 @@ import (
 	"facteur/internal/dkim"
 	"facteur/internal/resolver"
 	"facteur/internal/smtptest"
+	"facteur/internal/tlsconf"
 	"facteur/internal/zone"
 )
 
@@ -65,17 +66,27 @@ func newSetup(t *testing.T, listen string, withKeys bool) (*Setup, *config.Confi
 	if err != nil {
 		t.Fatal(err)
 	}
-	return New(c, keys), c
+	// The self-signed certificate of a first start.
+	if _, err := tlsconf.Open("", "", c.DataDir, c.Hostname); err != nil {
+		t.Fatal(err)
+	}
+	cert, err := tlsconf.Leaf("", "", c.DataDir)
+	if err != nil || cert == nil {
+		t.Fatalf("Leaf = %v, %v", cert, err)
+	}
+	return New(c, keys, cert), c
 }
 
 // publicListen has the addresses an operator with a public host writes.
 const publicListen = "smtp = [\"192.0.2.25:25\"]\nsmtps = [\"[2001:db8::25]:465\", \"127.0.0.1:4465\"]\n"
 
 // publish loads every record of the zone-file text into a new test DNS
-// server, as a DNS server loading it would read it.
+// server, as a DNS server loading it would read it, and answers as a
+// validating resolver does for a zone signed with DNSSEC.
 func publish(t *testing.T, text string) *smtptest.DNSServer {
 	t.Helper()
 	srv := smtptest.NewDNS(t)
+	srv.SecureAll(true)
 	zp := dns.NewZoneParser(strings.NewReader(text), "", "")
 	n := 0
 	for rr, ok := zp.Next(); ok; rr, ok = zp.Next() {
@@ -230,6 +241,10 @@ func TestCheckFindsBrokenRecords(t *testing.T) {
 		}, []string{"192.0.2.25 PTR"}, "host-25.provider.test., not mx.example.test"},
 		{"PTR not confirmed", func(d *smtptest.DNSServer) { d.Remove("mx.example.test", dns.TypeA) },
 			[]string{"mx.example.test A/AAAA", "192.0.2.25 PTR"}, "2001:db8::25, but facteur listens on 192.0.2.25; fix: publish mx.example.test. IN A 192.0.2.25"},
+		{"TLSA of another key", func(d *smtptest.DNSServer) {
+			d.Remove("_25._tcp.mx.example.test", dns.TypeTLSA)
+			d.RR("_25._tcp.mx.example.test. IN TLSA 3 1 1 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff")
+		}, []string{"_25._tcp.mx.example.test TLSA"}, "matches not the certificate facteur serves, and senders using DANE will not deliver to it; fix: publish _25._tcp.mx.example.test. IN TLSA 3 1 1 "},
 		{"MX elsewhere", func(d *smtptest.DNSServer) {
 			d.Remove("example.test", dns.TypeMX)
 			d.MX("example.test", 10, "mail.provider.test")
@@ -284,6 +299,12 @@ func TestCheckWarns(t *testing.T) {
 		{"address where facteur does not listen", publicListen, true, func(d *smtptest.DNSServer) {
 			d.A("mx.example.test", "198.51.100.7")
 		}, "mx.example.test A/AAAA", []string{"192.0.2.25 PTR", "example.test SPF"}},
+		{"TLSA in an unsigned zone", publicListen, true, func(d *smtptest.DNSServer) {
+			d.Secure("_25._tcp.mx.example.test", false)
+		}, "_25._tcp.mx.example.test TLSA", []string{"example.test MX"}},
+		{"no TLSA", publicListen, true, func(d *smtptest.DNSServer) {
+			d.Remove("_25._tcp.mx.example.test", dns.TypeTLSA)
+		}, "_25._tcp.mx.example.test TLSA", []string{"example.test MX"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, _ := newSetup(t, tc.listen, tc.keys)

@@ -31,6 +31,7 @@ type Section struct {
 func (s *Setup) Records(domains []string) []Section {
 	host := Section{Title: s.Hostname + ": the mail host, named in HELO and by the MX records"}
 	host.Records = append(s.addrRecords(), s.ptrRecords()...)
+	host.Records = append(host.Records, s.tlsaRecord())
 	out := []Section{host}
 	published := map[string]bool{} // a parent's key serves several domains
 	for _, d := range domains {

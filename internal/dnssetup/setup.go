@@ -5,6 +5,7 @@
 package dnssetup
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -30,12 +31,15 @@ type Setup struct {
 	// public addresses must then come from DNS.
 	Unspecified []string
 	Keys        *dkim.Keys
+	// Cert is the certificate the listeners serve, for the TLSA record;
+	// nil before the self-signed one is made at first start.
+	Cert *x509.Certificate
 }
 
-// New reads the Setup out of a configuration and the keys loaded from its
-// keys_dir.
-func New(cfg *config.Config, keys *dkim.Keys) *Setup {
-	s := &Setup{Hostname: cfg.Hostname, Keys: keys}
+// New reads the Setup out of a configuration, the keys loaded from its
+// keys_dir and the certificate it serves.
+func New(cfg *config.Config, keys *dkim.Keys, cert *x509.Certificate) *Setup {
+	s := &Setup{Hostname: cfg.Hostname, Keys: keys, Cert: cert}
 	for _, l := range slices.Concat(cfg.Listen.SMTP, cfg.Listen.SMTPS) {
 		host, _, _ := net.SplitHostPort(l) // config.Load has checked the form
 		a, err := netip.ParseAddr(host)

@@ -105,6 +105,22 @@ func Inspect(certFile, keyFile, dataDir string) (string, error) {
 	return certFile + ": " + describe(&c), nil
 }
 
+// Leaf is the certificate Open would serve, without making one: nil when
+// the self-signed pair is still to be made at first start.
+func Leaf(certFile, keyFile, dataDir string) (*x509.Certificate, error) {
+	if certFile == "" && keyFile == "" {
+		certFile, keyFile = selfSigned(dataDir)
+		if _, err := os.Stat(certFile); errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
+		}
+	}
+	c, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("tls: load %s, %s: %w", certFile, keyFile, err)
+	}
+	return c.Leaf, nil
+}
+
 // Describe names the certificate in force: subject, names and expiry,
 // for the log and check-config.
 func (s *Store) Describe() string { return describe(s.cert.Load()) }

@@ -10,6 +10,7 @@ import (
 
 	"facteur/internal/dkim"
 	"facteur/internal/smtptest"
+	"facteur/internal/tlsconf"
 )
 
 // TestDNSRecordsThenCheck publishes what `facteur dns records` prints, as an
@@ -17,6 +18,7 @@ import (
 // breaking a record makes that check FAIL and the exit status 1.
 func TestDNSRecordsThenCheck(t *testing.T) {
 	srv := smtptest.NewDNS(t)
+	srv.SecureAll(true) // the zone is signed with DNSSEC
 	in := setup(t, "")
 	// The host of a real operator: listeners on its public addresses.
 	in.writeFile("dns.toml", `hostname = "mx.example.test"
@@ -41,6 +43,11 @@ smtps = ["[2001:db8::25]:465"]
 		}
 	}
 
+	// The self-signed certificate of the first start, for the TLSA record.
+	if _, err := tlsconf.Open("", "", filepath.Join(in.dir, "var"), "mx.example.test"); err != nil {
+		t.Fatal(err)
+	}
+
 	code, out := in.runAs(binary, "", "dns", "records", "--config", "dns.toml")
 	if code != 0 {
 		t.Fatalf("dns records: exit %d\n%s", code, out)
@@ -54,8 +61,8 @@ smtps = ["[2001:db8::25]:465"]
 	if err := zp.Err(); err != nil {
 		t.Fatalf("dns records is not a zone file: %v\n%s", err, out)
 	}
-	// A, AAAA, 2 PTR, MX, SPF + 2 DKIM + DMARC.
-	if types["A"] != 1 || types["AAAA"] != 1 || types["PTR"] != 2 || types["MX"] != 1 || types["TXT"] != 4 {
+	// A, AAAA, 2 PTR, TLSA, MX, SPF + 2 DKIM + DMARC.
+	if types["A"] != 1 || types["AAAA"] != 1 || types["PTR"] != 2 || types["TLSA"] != 1 || types["MX"] != 1 || types["TXT"] != 4 {
 		t.Fatalf("records %v:\n%s", types, out)
 	}
 
@@ -64,8 +71,8 @@ smtps = ["[2001:db8::25]:465"]
 		t.Fatalf("dns check of the published records: exit %d\n%s", code, out)
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) != 9 { // host, 2 PTR, MX, SPF, 2 DKIM, DMARC, alignment
-		t.Errorf("%d checks, want 9:\n%s", len(lines), out)
+	if len(lines) != 10 { // host, 2 PTR, TLSA, MX, SPF, 2 DKIM, DMARC, alignment
+		t.Errorf("%d checks, want 10:\n%s", len(lines), out)
 	}
 	for _, l := range lines {
 		if !strings.HasPrefix(l, "ok    ") {
