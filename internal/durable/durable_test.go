@@ -135,6 +135,63 @@ func TestRenameNoReplace(t *testing.T) {
 	}
 }
 
+// Where the filesystem has no renameat2 flags, a link and an unlink do the
+// same: never replacing, and taking an EEXIST that names old itself (an
+// NFS LINK resent after its reply was lost) for success.
+func TestRenameNoReplaceFallback(t *testing.T) {
+	for _, errno := range []error{syscall.EINVAL, syscall.ENOSYS} {
+		unsupported := func(string, string) error { return errno }
+		dir := t.TempDir()
+		a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+		os.WriteFile(a, []byte("new"), 0o600)
+		os.WriteFile(b, []byte("kept"), 0o600)
+		if err := renameNoReplace(a, b, unsupported); !errors.Is(err, fs.ErrExist) {
+			t.Fatalf("%v: onto an existing file: %v, want ErrExist", errno, err)
+		}
+		if got, _ := os.ReadFile(b); string(got) != "kept" {
+			t.Errorf("%v: existing file replaced: %q", errno, got)
+		}
+		if got, _ := os.ReadFile(a); string(got) != "new" {
+			t.Errorf("%v: old file lost: %q", errno, got)
+		}
+		os.Remove(b)
+		if err := renameNoReplace(a, b, unsupported); err != nil {
+			t.Fatalf("%v: %v", errno, err)
+		}
+		if got, _ := os.ReadFile(b); string(got) != "new" {
+			t.Errorf("%v: moved file holds %q", errno, got)
+		}
+		if _, err := os.Stat(a); !os.IsNotExist(err) {
+			t.Errorf("%v: old name still there", errno)
+		}
+		// The resent LINK: b is already a link to c.
+		c := filepath.Join(dir, "c")
+		if err := os.Rename(b, c); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Link(c, b); err != nil {
+			t.Fatal(err)
+		}
+		if err := renameNoReplace(c, b, unsupported); err != nil {
+			t.Errorf("%v: onto a link to itself: %v", errno, err)
+		}
+		if _, err := os.Stat(c); !os.IsNotExist(err) {
+			t.Errorf("%v: old name still there after the resent link", errno)
+		}
+	}
+	// Any other error is the rename's own and stops there.
+	dir := t.TempDir()
+	a := filepath.Join(dir, "a")
+	os.WriteFile(a, []byte("x"), 0o600)
+	eio := func(string, string) error { return syscall.EIO }
+	if err := renameNoReplace(a, filepath.Join(dir, "b"), eio); !errors.Is(err, syscall.EIO) {
+		t.Errorf("rename failing with EIO: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "b")); !os.IsNotExist(err) {
+		t.Error("a failed rename was completed by a link")
+	}
+}
+
 // Refill writes over a file's old bytes and cuts what is left of them,
 // whether the new content is shorter or longer.
 func TestRefill(t *testing.T) {

@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"time"
 
 	"facteur/internal/durable"
 	msgheader "facteur/internal/header"
@@ -39,8 +38,10 @@ const maxEdited = 1 << 20
 // streamed, never held whole in memory. check, when not nil, is asked
 // where the message goes once it is whole in tmp/ (see Check). Deliver
 // returns once every copy is durable in its Maildir's new/ (or the
-// folder's), with the base names of the new files (all copies share one
-// name), in the order of the mailboxes after removing duplicates.
+// folder's), with the base names of the new files, in the order of the
+// mailboxes after removing duplicates. The copies share one name unless
+// another host sharing the Maildirs took it first (see unique). A delivered
+// message is never replaced, by this host or another.
 //
 // Delivery is all or nothing: if a mailbox name is not ValidMailbox nothing is
 // written; if body, check or any file operation fails, every file this call
@@ -63,14 +64,14 @@ func (s *Store) Deliver(mailboxes []string, header []byte, body io.Reader, check
 			check = nil
 		}
 	}
-	d := &delivery{name: s.uniqueName(time.Now())}
+	d := &delivery{name: s.names.next(s.host)}
 	if err := d.run(s, boxes, folder, header, body, check); err != nil {
 		d.abort()
 		return nil, err
 	}
-	names := make([]string, len(boxes))
-	for i := range names {
-		names[i] = d.name
+	names := make([]string, len(d.news))
+	for i, p := range d.news {
+		names[i] = filepath.Base(p)
 	}
 	return names, nil
 }
@@ -132,9 +133,27 @@ func distinct(mailboxes []string) ([]string, error) {
 // delivery remembers every file one Deliver call created, so that a failure
 // at any step can take them all back.
 type delivery struct {
-	name string
+	name string   // the name the next file is given (see unique)
 	tmps []string // created under tmp/, one per mailbox in order
 	news []string // renamed into new/
+}
+
+// attempts bounds the names unique tries for one file. Only a host that
+// shares this Maildir, its hostname, its PID and its random part can take
+// a name first, so a second attempt is already a rare event.
+const attempts = 8
+
+// unique runs step with the delivery's name and, while step fails because
+// a file of that name exists (made by another host sharing the Maildir),
+// with new ones: step must create or rename without ever replacing. The
+// name that worked stays the delivery's, for the next copies.
+func (d *delivery) unique(s *Store, step func(name string) error) error {
+	err := step(d.name)
+	for i := 1; i < attempts && errors.Is(err, fs.ErrExist); i++ {
+		d.name = s.names.next(s.host)
+		err = step(d.name)
+	}
+	return err
 }
 
 // retry runs step, which must not have consumed anything when it fails, and
@@ -153,9 +172,14 @@ func (s *Store) retry(mailbox, folder string, step func() error) error {
 }
 
 func (d *delivery) run(s *Store, boxes []string, folder string, header []byte, body io.Reader, check Check) error {
-	first := filepath.Join(s.dir(boxes[0], folder, "tmp"), d.name)
+	var first string
 	var f *os.File
-	if err := s.retry(boxes[0], folder, func() (err error) { f, err = d.create(first); return err }); err != nil {
+	create := func(name string) (err error) {
+		first = filepath.Join(s.dir(boxes[0], folder, "tmp"), name)
+		f, err = d.create(first)
+		return err
+	}
+	if err := s.retry(boxes[0], folder, func() error { return d.unique(s, create) }); err != nil {
 		return err
 	}
 	n, err := durable.Fill(f, header, body)
@@ -174,17 +198,23 @@ func (d *delivery) run(s *Store, boxes []string, folder string, header []byte, b
 		return fmt.Errorf("maildir: store message in %s: %w", first, err)
 	}
 	for _, m := range boxes[1:] {
-		dst := filepath.Join(s.dir(m, folder, "tmp"), d.name)
-		if err := s.retry(m, folder, func() error { return d.link(s.sync, first, dst) }); err != nil {
+		link := func(name string) error { return d.link(s.sync, first, filepath.Join(s.dir(m, folder, "tmp"), name)) }
+		if err := s.retry(m, folder, func() error { return d.unique(s, link) }); err != nil {
 			return err
 		}
 	}
 	for i, m := range boxes {
-		final := filepath.Join(s.dir(m, folder, "new"), d.name)
-		if err := s.retry(m, folder, func() error { return durable.Rename(d.tmps[i], final) }); err != nil {
+		move := func(name string) error {
+			final := filepath.Join(s.dir(m, folder, "new"), name)
+			if err := durable.RenameNoReplace(d.tmps[i], final); err != nil {
+				return err
+			}
+			d.news = append(d.news, final)
+			return nil
+		}
+		if err := s.retry(m, folder, func() error { return d.unique(s, move) }); err != nil {
 			return fmt.Errorf("maildir: %w", err)
 		}
-		d.news = append(d.news, final)
 	}
 	// Each new/ is synced concurrently: with many local recipients the
 	// syncs would otherwise add up (with sync = "filesystem" those of one
@@ -228,10 +258,15 @@ func (d *delivery) check(s *Store, mailbox, path string, f *os.File, size int64,
 		return path, f, "", fmt.Errorf("header section over %d bytes, not edited", maxEdited)
 	}
 	// The edited copy gets a name of its own: it may share tmp/ with f.
-	d.name = s.uniqueName(time.Now())
-	edited := filepath.Join(s.dir(mailbox, v.Folder, "tmp"), d.name)
+	d.name = s.names.next(s.host)
+	var edited string
 	var out *os.File
-	if err := s.retry(mailbox, v.Folder, func() (err error) { out, err = d.create(edited); return err }); err != nil {
+	create := func(name string) (err error) {
+		edited = filepath.Join(s.dir(mailbox, v.Folder, "tmp"), name)
+		out, err = d.create(edited)
+		return err
+	}
+	if err := s.retry(mailbox, v.Folder, func() error { return d.unique(s, create) }); err != nil {
 		return path, f, "", err
 	}
 	f.Close()
@@ -259,11 +294,16 @@ func (d *delivery) create(path string) (*os.File, error) {
 }
 
 // link gives another mailbox the message as a hard link, or as a copy where
-// linking fails (another filesystem, no hard links, link limit reached).
+// linking fails (another filesystem, no hard links, link limit reached). A
+// taken name is reported as such (see unique), never copied over.
 func (d *delivery) link(sync durable.Mode, src, dst string) error {
-	if err := os.Link(src, dst); err == nil {
+	err := os.Link(src, dst)
+	if err == nil {
 		d.tmps = append(d.tmps, dst)
 		return nil
+	}
+	if errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("maildir: %w", err)
 	}
 	in, err := os.Open(src)
 	if err != nil {

@@ -15,19 +15,20 @@ import (
 // Store delivers into the Maildirs under one root: mailbox M lives at
 // <root>/M/Maildir. It holds no mutable state and is safe for concurrent use.
 type Store struct {
-	root string
-	host string // hostname escaped for use in file names
-	sync durable.Mode
+	root  string
+	host  string // hostname escaped for use in file names
+	sync  durable.Mode
+	names *namer // process, or a fixed one in tests
 }
 
 // New returns a Store for the Maildirs under root. hostname goes into every
-// file name so that several hosts can share one Maildir (NFS); sync is how
-// each copy is made durable.
+// file name, with the process's own random part, so that several hosts can
+// share one Maildir (NFS); sync is how each copy is made durable.
 func New(root, hostname string, sync durable.Mode) *Store {
 	// The Maildir convention escapes the two characters that cannot appear in
 	// a file name or would be taken for the start of the flags.
 	host := strings.NewReplacer("/", `\057`, ":", `\072`).Replace(hostname)
-	return &Store{root: root, host: host, sync: sync}
+	return &Store{root: root, host: host, sync: sync, names: process}
 }
 
 // ValidMailbox reports whether name is safe as one path element under the

@@ -188,7 +188,7 @@ func TestValidMailbox(t *testing.T) {
 	}
 }
 
-var namePattern = regexp.MustCompile(`^[0-9]+\.M[0-9]+P[0-9]+Q[0-9]+\.mx\.example\.test$`)
+var namePattern = regexp.MustCompile(`^[0-9]+\.M[0-9]+P[0-9]+R[0-9a-f]{16}Q[0-9]+\.mx\.example\.test$`)
 
 func TestDeliverConcurrentNames(t *testing.T) {
 	root := t.TempDir()
