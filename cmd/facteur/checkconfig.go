@@ -55,7 +55,7 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 	row("relay_networks", strings.Join(cfg.RelayNetworks, ", "))
 	row("data_dir", cfg.DataDir)
 	row("maildir_root", cfg.MaildirRoot)
-	row("sync", syncDesc(cfg.SyncMode()))
+	row("sync", syncDesc(cfg))
 	u, err := users.Load(cfg.UsersFile, cfg.Domains)
 	if err == nil {
 		row("users", fmt.Sprintf("%s: %d entries", cfg.UsersFile, u.Len()))
@@ -148,14 +148,22 @@ func or(s, dflt string) string {
 	return s
 }
 
-// syncDesc says how a message is made durable, and when the kernel has
-// turned the chosen way into the other.
-func syncDesc(m durable.Mode) string {
+// syncDesc says how a message is made durable, and where the kernel or
+// the filesystem has turned the chosen way into the other.
+func syncDesc(cfg *config.Config) string {
+	m := cfg.SyncMode()
 	switch {
 	case m.Effective() != m:
 		return fmt.Sprintf("%s, working as %s: this kernel's syncfs does not report write errors (Linux 5.8 does)", m, m.Effective())
 	case m == durable.Filesystem:
-		return "filesystem: one syncfs for the messages of each moment, before each 250"
+		desc := "filesystem: one syncfs for the messages of each moment, before each 250"
+		for _, dir := range []string{cfg.DataDir, cfg.MaildirRoot} {
+			// A directory not made yet is judged when it is.
+			if e, why, err := m.EffectiveIn(dir); err == nil && e != m {
+				desc += fmt.Sprintf("; working as %s in %s: %s", e, dir, why)
+			}
+		}
+		return desc
 	}
 	return "file: fsync of each file and its directory before each 250"
 }

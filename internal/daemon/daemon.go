@@ -103,9 +103,7 @@ func Start(cfg *config.Config, logs *logging.Log, readConfig func() (*config.Con
 	if err != nil {
 		return nil, err
 	}
-	if m := cfg.SyncMode(); m.Effective() != m {
-		log.Warn("sync: this kernel's syncfs does not report write errors, so each file and directory is fsync'd instead", "sync", m)
-	}
+	logSyncFallbacks(cfg, log)
 	store := maildir.New(cfg.MaildirRoot, cfg.Hostname, cfg.SyncMode())
 	if n, err := store.CleanTmp(time.Now()); err != nil {
 		log.Warn("cleaning stale Maildir tmp files", "err", err)

@@ -184,3 +184,85 @@ func TestNamesOfMissingDirectory(t *testing.T) {
 		}
 	}
 }
+
+func TestSyncfsDurable(t *testing.T) {
+	for _, c := range []struct {
+		magic uint32
+		want  bool
+	}{
+		{0xef53, true},      // ext2/3/4
+		{0x58465342, true},  // xfs
+		{0x9123683e, true},  // btrfs
+		{0xf2f52010, true},  // f2fs
+		{0x01021994, true},  // tmpfs
+		{0x65735546, false}, // FUSE: GlusterFS, ceph-fuse
+		{0x6969, false},     // NFS
+		{0xff534d42, false}, // cifs
+		{0x00c36400, false}, // CephFS
+		{0x794c7630, false}, // overlayfs
+		{0x2fc12fc1, false}, // ZFS
+		{0, false},
+	} {
+		if got := syncfsDurable(c.magic); got != c.want {
+			t.Errorf("syncfsDurable(%#x) = %v, want %v", c.magic, got, c.want)
+		}
+	}
+	if got := fsName(0x65735546); got != "FUSE" {
+		t.Errorf("fsName(FUSE) = %q", got)
+	}
+}
+
+// /proc is a filesystem syncfs knows nothing of: Filesystem works as File
+// there, and says why.
+func TestEffectiveIn(t *testing.T) {
+	if Filesystem.Effective() != Filesystem {
+		t.Skip("this kernel makes Filesystem work as File everywhere")
+	}
+	m, why, err := Filesystem.EffectiveIn("/proc")
+	if err != nil || m != File || !strings.Contains(why, "filesystem type 0x9fa0") {
+		t.Errorf("EffectiveIn(/proc) = %v, %q, %v; want file and the type", m, why, err)
+	}
+	if m, why, err := File.EffectiveIn("/proc"); m != File || why != "" || err != nil {
+		t.Errorf("File.EffectiveIn = %v, %q, %v", m, why, err)
+	}
+	if _, _, err := Filesystem.EffectiveIn(filepath.Join(t.TempDir(), "gone")); err == nil {
+		t.Error("EffectiveIn of a missing directory succeeded")
+	}
+}
+
+// Where syncfs is not trusted, Filesystem never calls it: each file and
+// directory is fsync'd. The filesystem of the test directory is made to
+// look so, with a descriptor on which syncfs would fail; the same entry
+// marked trusted must fail, or the test proves nothing.
+func TestFilesystemUntrustedWorksAsFile(t *testing.T) {
+	if Filesystem.Effective() != Filesystem {
+		t.Skip("this kernel makes Filesystem work as File everywhere")
+	}
+	root := t.TempDir()
+	var st syscall.Stat_t
+	if err := syscall.Stat(root, &st); err != nil {
+		t.Fatal(err)
+	}
+	prev, had := filesystems.Load(st.Dev)
+	t.Cleanup(func() {
+		if had {
+			filesystems.Store(st.Dev, prev)
+		} else {
+			filesystems.Delete(st.Dev)
+		}
+	})
+	for _, trusted := range []bool{false, true} {
+		filesystems.Store(st.Dev, &filesystem{group: newGroup(), fd: -1, syncfs: trusted})
+		dir := filepath.Join(root, fmt.Sprint(trusted))
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		err := writeOne(Filesystem, dir, dir, 1)
+		if !trusted && err != nil {
+			t.Errorf("untrusted filesystem: %v", err)
+		}
+		if trusted && !errors.Is(err, syscall.EBADF) {
+			t.Errorf("trusted filesystem with a bad descriptor: %v, want EBADF from syncfs", err)
+		}
+	}
+}
