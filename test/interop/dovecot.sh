@@ -60,6 +60,6 @@ doveadm -c "$conf" flags add -u alice "\\Seen" mailbox INBOX header subject firs
 # Dovecot records the flag in the file name, after the name facteur gave.
 flagged=$(ls "$maildir/cur" "$maildir/new" | grep ':2,S$' || true)
 [ "$(echo "$flagged" | grep -c .)" = 1 ] || fail "want one file named <name>:2,S, got: $flagged"
-[[ "$flagged" =~ ^[0-9]+\.M[0-9]+P[0-9]+Q[0-9]+\.mx\.example\.test:2,S$ ]] || fail "unexpected name $flagged"
+[[ "$flagged" =~ ^[0-9]+\.M[0-9]+P[0-9]+R[0-9a-f]{16}Q[0-9]+\.mx\.example\.test:2,S$ ]] || fail "unexpected name $flagged"
 echo "interop: Dovecot flagged a message: $flagged"
 echo "interop dovecot: ok"
