@@ -48,6 +48,20 @@ func (m *Map) Lookup(local, domain string) (mailbox string, ok bool) {
 	return mb, ok
 }
 
+// Has tells whether local@domain has an entry of its own, an exact
+// address or a bare local part, so not by the domain's catch-all: a
+// recipient "alice+news" is alice's with the tag "news" unless the map
+// has "alice+news" itself.
+func (m *Map) Has(local, domain string) bool {
+	if !validLocal(local) || !m.IsLocalDomain(domain) {
+		return false
+	}
+	local, domain = strings.ToLower(local), strings.ToLower(domain)
+	_, exact := m.addrs[address{local, domain}]
+	_, bare := m.locals[local]
+	return exact || bare
+}
+
 // Postmaster is the local part that RFC 5321 4.5.1 requires every mail
 // domain to accept.
 const Postmaster = "postmaster"

@@ -180,3 +180,21 @@ func TestWithoutMailbox(t *testing.T) {
 		t.Errorf("WithoutMailbox = %v, want %v", got, want)
 	}
 }
+
+func TestHas(t *testing.T) {
+	m := mustParse(t, file)
+	for _, c := range []struct {
+		local, domain string
+		want          bool
+	}{
+		{"alice", "example.test", true},
+		{"Bob", "example.test", true},
+		{"dave", "other.test", true},
+		{"nobody", "other.test", false}, // the catch-all's, not its own
+		{"alice", "elsewhere.test", false},
+	} {
+		if got := m.Has(c.local, c.domain); got != c.want {
+			t.Errorf("Has(%s@%s) = %v", c.local, c.domain, got)
+		}
+	}
+}
