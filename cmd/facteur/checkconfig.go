@@ -8,6 +8,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"facteur/internal/aliases"
 	"facteur/internal/auth"
 	"facteur/internal/config"
 	"facteur/internal/dkim"
@@ -68,6 +69,14 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 	} else {
 		problems = append(problems, fmt.Errorf("users_file: %w", err))
 	}
+	if a, err := aliases.Load(cfg.AliasesFile, cfg.Domains); err == nil {
+		row("aliases", fmt.Sprintf("%s: %d entries", cfg.AliasesFile, a.Len()))
+	} else if errors.Is(err, fs.ErrNotExist) && !cfg.Explicit("aliases_file") {
+		row("aliases", cfg.AliasesFile+": missing, so no aliases")
+	} else {
+		problems = append(problems, fmt.Errorf("aliases_file: %w", err))
+	}
+	row("recipient_delimiter", or(cfg.RecipientDelimiter, "none: no +tags"))
 	if p, err := passwd.Load(cfg.PasswordsFile); err == nil {
 		row("passwords", fmt.Sprintf("%s: %d accounts", cfg.PasswordsFile, p.Len()))
 		if u != nil {

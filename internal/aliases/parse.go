@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"maps"
 	"os"
 	"slices"
@@ -13,12 +12,10 @@ import (
 )
 
 // Load reads the aliases file at path; domains are the local domains. A
-// missing file is no aliases.
+// missing file is an error that wraps fs.ErrNotExist: whether it means
+// "no aliases" is the caller's decision, as for the users file.
 func Load(path string, domains []string) (*Table, error) {
 	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return Parse(strings.NewReader(""), path, domains)
-	}
 	if err != nil {
 		return nil, err // names the file already
 	}

@@ -33,7 +33,11 @@ type Config struct {
 	MaildirRoot   string   `toml:"maildir_root"`
 	UsersFile     string   `toml:"users_file"`
 	PasswordsFile string   `toml:"passwords_file"`
-	RelayNetworks []string `toml:"relay_networks"`
+	AliasesFile   string   `toml:"aliases_file"`
+	// RecipientDelimiter separates a local part from its tag:
+	// "alice+news" is alice's; "" turns tags off.
+	RecipientDelimiter string   `toml:"recipient_delimiter"`
+	RelayNetworks      []string `toml:"relay_networks"`
 	// DNS is the resolver ("host:port") of every lookup facteur makes;
 	// empty means the first nameserver of /etc/resolv.conf.
 	DNS string `toml:"dns"`
@@ -54,6 +58,7 @@ type Config struct {
 	Metrics   Metrics  `toml:"metrics"`
 	Debug     Debug    `toml:"debug"`
 	Log       Log      `toml:"log"`
+	SRS       SRS      `toml:"srs"`
 
 	// File is the configuration file read, "" when running on defaults.
 	File string `toml:"-"`
@@ -169,6 +174,14 @@ type Inbound struct {
 	RspamdOnError string `toml:"rspamd_on_error"`
 }
 
+// SRS is how the envelope sender of forwarded mail is rewritten
+// (Sender Rewriting Scheme), so that SPF passes where it is forwarded to.
+type SRS struct {
+	// SecretFile holds the key of the rewritten addresses' signatures;
+	// default <data_dir>/srs.key, made on first use.
+	SecretFile string `toml:"secret_file"`
+}
+
 type Log struct {
 	File  string `toml:"file"`
 	Level string `toml:"level"`
@@ -213,13 +226,15 @@ func Defaults() Config {
 		host = "localhost"
 	}
 	return Config{
-		Hostname:      host,
-		DataDir:       "var",
-		UsersFile:     "users",
-		PasswordsFile: "passwords",
-		RelayNetworks: []string{"127.0.0.0/8", "::1/128"},
-		Sync:          "filesystem",
-		User:          "facteur",
+		Hostname:           host,
+		DataDir:            "var",
+		UsersFile:          "users",
+		PasswordsFile:      "passwords",
+		AliasesFile:        "aliases",
+		RecipientDelimiter: "+",
+		RelayNetworks:      []string{"127.0.0.0/8", "::1/128"},
+		Sync:               "filesystem",
+		User:               "facteur",
 		Listen: Listen{
 			SMTP:       []string{"127.0.0.1:2525"},
 			SMTPS:      []string{"127.0.0.1:4465"},
@@ -346,8 +361,14 @@ func (c *Config) resolvePaths(base string) {
 	} else {
 		c.DKIM.KeysDir = abs(c.DKIM.KeysDir)
 	}
+	if c.SRS.SecretFile == "" {
+		c.SRS.SecretFile = filepath.Join(c.DataDir, "srs.key")
+	} else {
+		c.SRS.SecretFile = abs(c.SRS.SecretFile)
+	}
 	c.UsersFile = abs(c.UsersFile)
 	c.PasswordsFile = abs(c.PasswordsFile)
+	c.AliasesFile = abs(c.AliasesFile)
 	c.TLS.Cert = abs(c.TLS.Cert)
 	c.TLS.Key = abs(c.TLS.Key)
 	c.Log.File = abs(c.Log.File)
@@ -379,6 +400,14 @@ func (c *Config) validate() []Problem {
 	}
 	if c.UsersFile == "" {
 		bad("users_file", "must not be empty")
+	}
+	if c.AliasesFile == "" {
+		bad("aliases_file", "must not be empty")
+	}
+	// One character that a local part may hold but that no address
+	// needs for itself; "" turns tags off.
+	if d := c.RecipientDelimiter; d != "" && (len(d) != 1 || !strings.Contains("+-_", d)) {
+		bad("recipient_delimiter", "%q is not one of \"+\", \"-\", \"_\" or \"\"", d)
 	}
 	switch o := c.Outbound.DNS; {
 	case o == "":
@@ -530,17 +559,17 @@ func (c *Config) RelayAllowed(ip netip.Addr) bool {
 
 // Reloaded is the configuration a running server moves to when it reads
 // n on SIGHUP: c with the settings that can change without a restart
-// taken from n (domains, users_file, passwords_file, relay_networks, tls,
-// dkim and log), and the keys of the other settings n changes, as the file
+// taken from n (domains, users_file, passwords_file, aliases_file,
+// relay_networks, tls, dkim and log), and the keys of the other settings n changes, as the file
 // spells them ("hostname", "limits.max_connections"). Those stay as in c,
 // so what the server says it runs is what it runs, until the next start.
 func (c *Config) Reloaded(n *Config) (*Config, []string) {
 	r := *c
-	r.Domains, r.UsersFile, r.PasswordsFile = n.Domains, n.UsersFile, n.PasswordsFile
+	r.Domains, r.UsersFile, r.PasswordsFile, r.AliasesFile = n.Domains, n.UsersFile, n.PasswordsFile, n.AliasesFile
 	r.RelayNetworks, r.relayNets, r.TLS, r.Log = n.RelayNetworks, n.relayNets, n.TLS, n.Log
 	r.DKIM = n.DKIM
 	r.explicit = maps.Clone(c.explicit)
-	for _, k := range []string{"users_file", "passwords_file"} {
+	for _, k := range []string{"users_file", "passwords_file", "aliases_file"} {
 		r.explicit[k] = n.explicit[k]
 	}
 	var later []string
@@ -562,6 +591,8 @@ func (c *Config) Reloaded(n *Config) (*Config, []string) {
 		{"inbound", c.Inbound, n.Inbound},
 		{"metrics", c.Metrics, n.Metrics},
 		{"debug", c.Debug, n.Debug},
+		{"recipient_delimiter", c.RecipientDelimiter, n.RecipientDelimiter},
+		{"srs", c.SRS, n.SRS},
 	} {
 		later = append(later, changedKeys(s.key, s.old, s.new)...)
 	}

@@ -45,6 +45,9 @@ func TestDefaultsRunWithoutFile(t *testing.T) {
 	if !c.Outbound.Pipelining {
 		t.Error("outbound.pipelining is off by default")
 	}
+	if c.AliasesFile != "aliases" || c.RecipientDelimiter != "+" || c.SRS.SecretFile != filepath.Join("var", "srs.key") {
+		t.Errorf("aliases %q, delimiter %q, srs key %q", c.AliasesFile, c.RecipientDelimiter, c.SRS.SecretFile)
+	}
 	if !c.RelayAllowed(netip.MustParseAddr("127.0.0.1")) || !c.RelayAllowed(netip.MustParseAddr("::1")) ||
 		c.RelayAllowed(netip.MustParseAddr("192.0.2.1")) {
 		t.Error("relay_networks default is not loopback")
@@ -109,6 +112,9 @@ func TestErrorsNameTheKey(t *testing.T) {
 		"[inbound]\nrspamd = \"127.0.0.1:11333\"":        "inbound.rspamd",
 		"[inbound]\nrspamd_on_error = \"drop\"":          "inbound.rspamd_on_error",
 		"[inbound]\nrspamd_timeout = \"0s\"":             "inbound.rspamd_timeout",
+		`recipient_delimiter = "++"`:                     "recipient_delimiter",
+		`recipient_delimiter = "@"`:                      "recipient_delimiter",
+		`aliases_file = ""`:                              "aliases_file",
 	} {
 		_, err := Load(write(t, body), Switches{})
 		if err == nil || !strings.Contains(err.Error(), want) {

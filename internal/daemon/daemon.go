@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"facteur/internal/aliases"
 	"facteur/internal/auth"
 	"facteur/internal/config"
 	"facteur/internal/ctl"
@@ -36,6 +37,7 @@ import (
 	"facteur/internal/resolver"
 	"facteur/internal/rspamd"
 	"facteur/internal/smtpd"
+	"facteur/internal/srs"
 	"facteur/internal/tlsconf"
 	"facteur/internal/tlspolicy"
 	"facteur/internal/users"
@@ -64,7 +66,7 @@ type Daemon struct {
 	keys atomic.Pointer[dkim.Keys]
 	// usersRead and passwordsRead are the files as last read (see
 	// checkFiles); only Run's goroutine uses them once started.
-	usersRead, passwordsRead stamp
+	usersRead, passwordsRead, aliasesRead stamp
 }
 
 // Start does everything that can fail because of the configuration, so
@@ -90,8 +92,12 @@ func Start(cfg *config.Config, logs *logging.Log, readConfig func() (*config.Con
 			return nil, err
 		}
 	}
-	usersRead, passwordsRead := stampOf(cfg.UsersFile), stampOf(cfg.PasswordsFile)
+	usersRead, passwordsRead, aliasesRead := stampOf(cfg.UsersFile), stampOf(cfg.PasswordsFile), stampOf(cfg.AliasesFile)
 	u, err := loadUsers(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	al, err := loadAliases(cfg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +121,7 @@ func Start(cfg *config.Config, logs *logging.Log, readConfig func() (*config.Con
 		return nil, err
 	}
 	d := &Daemon{readConfig: readConfig, logs: logs, log: log, tls: ts, addrs: map[string][]net.Addr{},
-		usersRead: usersRead, passwordsRead: passwordsRead}
+		usersRead: usersRead, passwordsRead: passwordsRead, aliasesRead: aliasesRead}
 	d.cfg.Store(cfg)
 	d.keys.Store(keys)
 	// The gauges read the queue, which is opened with the counters.
@@ -161,7 +167,13 @@ func Start(cfg *config.Config, logs *logging.Log, readConfig func() (*config.Con
 		RspamdTempfail:  cfg.Inbound.RspamdOnError == "tempfail",
 		Metrics:         m,
 		Log:             log,
+		// Mail forwarded by an alias leaves from an address at our
+		// host name, which the host's own A record routes back here.
+		RecipientDelimiter: cfg.RecipientDelimiter,
+		SRS:                srs.New(cfg.Hostname, cfg.SRS.SecretFile),
+		ScratchDir:         cfg.DataDir,
 	}, u)
+	d.smtp.SetAliases(al)
 	d.smtp.SetPasswords(pw)
 	binds := []struct {
 		name  string
@@ -331,9 +343,9 @@ func (d *Daemon) shutdown() error {
 // reload reads the configuration file again and takes from it what can
 // change without a restart (see config.Reloaded), reopens the log file
 // (logrotate moves it away, then reloads), and re-reads the users map, the
-// passwords and the certificate. A broken new file keeps the old one in
-// force, and the log says so. The users map and the passwords are also
-// re-read when their files change (see checkFiles).
+// aliases, the passwords and the certificate. A broken new file keeps the
+// old one in force, and the log says so. The users map, the aliases and
+// the passwords are also re-read when their files change (see checkFiles).
 func (d *Daemon) reload() {
 	old := d.config()
 	cfg, later := old, []string(nil)
@@ -358,6 +370,7 @@ func (d *Daemon) reload() {
 		d.log.Warn("reload: these settings changed but take effect only at the next start", "keys", strings.Join(later, ","))
 	}
 	d.reloadUsers(cfg, "SIGHUP")
+	d.reloadAliases(cfg, "SIGHUP")
 	d.reloadPasswords(cfg, "SIGHUP")
 	if ks, err := dkim.Load(cfg.DKIM.KeysDir); err != nil {
 		d.log.Error("reload: dkim keys kept", "err", err)
@@ -402,6 +415,20 @@ func loadPasswords(cfg *config.Config, u *users.Map, log *slog.Logger) (*passwd.
 			"file", cfg.PasswordsFile, "users_file", cfg.UsersFile, "accounts", strings.Join(orphans, ","))
 	}
 	return db, nil
+}
+
+// loadAliases reads the aliases file; a missing one is no aliases unless
+// the operator named it.
+func loadAliases(cfg *config.Config, log *slog.Logger) (*aliases.Table, error) {
+	a, err := aliases.Load(cfg.AliasesFile, cfg.Domains)
+	if errors.Is(err, fs.ErrNotExist) && !cfg.Explicit("aliases_file") {
+		log.Debug("no aliases file", "file", cfg.AliasesFile)
+		return aliases.Parse(strings.NewReader(""), cfg.AliasesFile, cfg.Domains)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("aliases_file: %w", err)
+	}
+	return a, nil
 }
 
 func loadUsers(cfg *config.Config, log *slog.Logger) (*users.Map, error) {

@@ -7,7 +7,7 @@ import (
 	"facteur/internal/config"
 )
 
-// filesCheck is how often the users and passwords files are looked at: an
+// filesCheck is how often the users, aliases and passwords files are looked at: an
 // edit takes effect within seconds without a signal, which matters where
 // the operator cannot easily reach the process (under `go run`, the PID at
 // hand is go run's). A stat of each is all it costs.
@@ -28,12 +28,15 @@ func stampOf(path string) stamp {
 	return stamp{fi.ModTime().UnixNano(), fi.Size()}
 }
 
-// checkFiles re-reads the users map and the passwords when their files
+// checkFiles re-reads the users map, the aliases and the passwords when their files
 // changed since they were last read.
 func (d *Daemon) checkFiles() {
 	cfg := d.config()
 	if stampOf(cfg.UsersFile) != d.usersRead {
 		d.reloadUsers(cfg, "file changed")
+	}
+	if stampOf(cfg.AliasesFile) != d.aliasesRead {
+		d.reloadAliases(cfg, "file changed")
 	}
 	if stampOf(cfg.PasswordsFile) != d.passwordsRead {
 		d.reloadPasswords(cfg, "file changed")
@@ -54,6 +57,19 @@ func (d *Daemon) reloadUsers(cfg *config.Config, why string) {
 	before := d.smtp.Users().Len()
 	d.smtp.SetUsers(u)
 	d.log.Info("reload: users map", "because", why, "file", cfg.UsersFile, "entries_before", before, "entries", u.Len())
+}
+
+// reloadAliases is reloadUsers for the aliases.
+func (d *Daemon) reloadAliases(cfg *config.Config, why string) {
+	d.aliasesRead = stampOf(cfg.AliasesFile)
+	a, err := loadAliases(cfg, d.log)
+	if err != nil {
+		d.log.Error("reload: aliases kept", "because", why, "err", err)
+		return
+	}
+	before := d.smtp.Aliases().Len()
+	d.smtp.SetAliases(a)
+	d.log.Info("reload: aliases", "because", why, "file", cfg.AliasesFile, "entries_before", before, "entries", a.Len())
 }
 
 // reloadPasswords is reloadUsers for the passwords that AUTH checks.

@@ -93,12 +93,24 @@ var ErrTooLong = errors.New("header fields too long to check")
 // is then returned by Read, and by every Read after. Nothing of the body is
 // held.
 func Watch(r io.Reader, name string, check func(values []string) error) io.Reader {
-	return &watcher{r: r, check: check, p: parser{keep: func(n string) bool { return strings.EqualFold(n, name) }}}
+	return WatchFields(r, func(n string) bool { return strings.EqualFold(n, name) }, func(fields []Field) error {
+		values := make([]string, len(fields))
+		for i, f := range fields {
+			values[i] = f.Value
+		}
+		return check(values)
+	})
+}
+
+// WatchFields is Watch for the fields that keep says yes to, called once
+// with each field's name as the header section goes past, in order.
+func WatchFields(r io.Reader, keep func(name string) bool, check func(fields []Field) error) io.Reader {
+	return &watcher{r: r, check: check, p: parser{keep: keep}}
 }
 
 type watcher struct {
 	r     io.Reader
-	check func([]string) error
+	check func([]Field) error
 	p     parser
 	line  []byte // the current header line so far
 	kept  int
@@ -163,11 +175,7 @@ func (w *watcher) bound(n int) error {
 func (w *watcher) finish() error {
 	w.done = true
 	w.line = nil
-	values := make([]string, len(w.p.fields))
-	for i, f := range w.p.fields {
-		values[i] = f.Value
-	}
-	return w.check(values)
+	return w.check(w.p.fields)
 }
 
 // Addresses parses an address-list field value such as From's. Display

@@ -29,17 +29,18 @@ const (
 	FromSendmail   Origin = "sendmail"   // the maildrop, which sendmail fills while the server is down
 	FromFacteur    Origin = "facteur"    // written here: bounces and delay warnings
 	FromMX         Origin = "mx"         // an MX listener: another domain's mail, never signed by us
+	FromForward    Origin = "forward"    // an MX listener's mail forwarded by an alias, or a bounce to an SRS address: never signed
 )
 
 // Signs reports whether mail of this origin is DKIM-signed when its From
 // domain has a key: all but what came in from other domains' servers. ""
 // is an envelope written before origins were recorded, when only the
 // signed origins reached the queue.
-func (o Origin) Signs() bool { return o != FromMX }
+func (o Origin) Signs() bool { return o != FromMX && o != FromForward }
 
 func (o Origin) valid() bool {
 	switch o {
-	case FromRelay, FromSubmission, FromSendmail, FromFacteur, FromMX:
+	case FromRelay, FromSubmission, FromSendmail, FromFacteur, FromMX, FromForward:
 		return true
 	}
 	return false

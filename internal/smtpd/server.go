@@ -19,6 +19,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"facteur/internal/aliases"
 	"facteur/internal/auth"
 	"facteur/internal/dnsbl"
 	"facteur/internal/maildir"
@@ -26,6 +27,7 @@ import (
 	"facteur/internal/queue"
 	"facteur/internal/rspamd"
 	"facteur/internal/smtplog"
+	"facteur/internal/srs"
 	"facteur/internal/users"
 )
 
@@ -96,6 +98,15 @@ type Options struct {
 	RspamdTempfail bool
 	Metrics        *metrics.Metrics // nil: not counted
 	Log            *slog.Logger
+	// RecipientDelimiter separates a local part from its tag ("alice+news"
+	// is alice's); "" turns tags off.
+	RecipientDelimiter string
+	// SRS rewrites the sender of the mail forwarded to other domains, and
+	// reads the bounces to those addresses back; nil: the sender is kept.
+	SRS *srs.Rewriter
+	// ScratchDir holds, unlinked, the copy a message is read from when it
+	// is stored in several forms; "" is the system's temporary folder.
+	ScratchDir string
 }
 
 // Server runs every listener of the process.
@@ -104,6 +115,7 @@ type Server struct {
 	log   *slog.Logger
 	cs    *conns
 	users atomic.Pointer[users.Map]
+	alias atomic.Pointer[aliases.Table]
 	auth  atomic.Pointer[Authenticator]
 	fails failures
 
@@ -150,6 +162,12 @@ func (s *Server) Users() *users.Map { return s.users.Load() }
 
 // SetUsers swaps the users map; sessions see it from their next command.
 func (s *Server) SetUsers(u *users.Map) { s.users.Store(u) }
+
+// Aliases are the aliases in force; nil is none.
+func (s *Server) Aliases() *aliases.Table { return s.alias.Load() }
+
+// SetAliases swaps the aliases; sessions see them from their next command.
+func (s *Server) SetAliases(a *aliases.Table) { s.alias.Store(a) }
 
 // Listen binds addr for a role. It only binds: Serve starts accepting, so
 // that a start-up fails before any mail is taken if one address is taken.

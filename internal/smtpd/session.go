@@ -50,11 +50,15 @@ type session struct {
 	spam     []any          // rspamd's word on the message, for the log
 
 	from      string
-	eightBit  bool     // BODY=8BITMIME
-	utf8      bool     // SMTPUTF8
-	mailboxes []string // local deliveries, in RCPT order
-	remote    []string // relayed recipients
-	rcpts     []string // every accepted address, for the log and Received
+	eightBit  bool            // BODY=8BITMIME
+	utf8      bool            // SMTPUTF8
+	local     []delivery      // local copies, one per recipient address that has any
+	remote    []string        // relayed recipients, as they are
+	forward   []forward       // alias targets at other domains
+	returns   []string        // the senders of the mail that bounces to our SRS addresses go back to
+	dests     map[string]bool // every mailbox and address already taken, so each gets one copy
+	rcpts     []string        // every accepted address, for the log and Received
+	delivered []string        // the addresses whose copies get a Delivered-To field
 
 	// Checked sessions only (see checks.go).
 	spf         chan auth.SPF // the envelope's verdict, once ready
@@ -66,7 +70,8 @@ type session struct {
 
 func (s *session) Reset() {
 	s.spam = nil
-	s.from, s.eightBit, s.utf8, s.mailboxes, s.remote, s.rcpts = "", false, false, nil, nil, nil
+	s.from, s.eightBit, s.utf8, s.rcpts = "", false, false, nil
+	s.local, s.remote, s.forward, s.returns, s.dests, s.delivered = nil, nil, nil, nil, nil, nil
 	if s.stopSPF != nil {
 		s.stopSPF()
 	}
@@ -136,8 +141,13 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	if err := s.refuseListed(to, local, domain, u); err != nil {
 		return err
 	}
+	if s.isSRS(local, domain, u) {
+		return s.bounceBack(to, local)
+	}
 	if !u.IsLocalDomain(domain) && (s.role == Relay || s.authUser != "") {
-		s.remote = append(s.remote, to)
+		if s.take("addr " + strings.ToLower(to)) {
+			s.remote = append(s.remote, to)
+		}
 		s.rcpts = append(s.rcpts, to)
 		return nil
 	}
@@ -145,13 +155,7 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 		return s.refuse(reply(550, 7, 1, "Relaying denied: %s is not a domain of this server", printable(domain)),
 			"relaying denied", "rcpt", printable(to))
 	}
-	mailbox, ok := u.Lookup(local, domain)
-	if !ok {
-		return s.refuse(reply(550, 1, 1, "<%s>: no such user here", printable(to)), "unknown user", "rcpt", printable(to))
-	}
-	s.mailboxes = append(s.mailboxes, mailbox)
-	s.rcpts = append(s.rcpts, to)
-	return nil
+	return s.expand(to, local, domain, u)
 }
 
 // untrusted tells whether the session's mail is checked: mail from the
@@ -227,7 +231,7 @@ func (s *session) Data(r io.Reader) error {
 		return err
 	}
 	body := &counting{r: &strictCRLF{r: s.guarded(r)}}
-	var data io.Reader = body
+	data := s.loopCheck(body)
 	if s.authUser != "" {
 		data = header.Watch(body, "From", s.checkFrom)
 	}
@@ -258,28 +262,6 @@ func (s *session) Data(r io.Reader) error {
 	// go-smtp sends a non-nil SMTPError as the reply; this is how the 250
 	// carries the queue id.
 	return reply(250, 0, 0, "Ok: queued as %s", id)
-}
-
-// store makes the message durable everywhere it goes: the queue for
-// remote recipients, the Maildirs for local ones. Return-Path belongs to
-// final delivery only, so the queued copy lacks it; the local copies of a
-// message that also goes to the queue are read back from the spool before
-// it is scheduled, so one reply covers all copies.
-func (s *session) store(id, received string, body io.Reader) error {
-	mailboxes := s.srv.opts.Maildir
-	if len(s.remote) == 0 {
-		_, err := mailboxes.Deliver(s.mailboxes, append(maildir.ReturnPath(s.from), received...), body, s.check(id))
-		return err
-	}
-	var local func(io.Reader) error
-	if len(s.mailboxes) > 0 {
-		local = func(stored io.Reader) error {
-			_, err := mailboxes.Deliver(s.mailboxes, maildir.ReturnPath(s.from), stored, nil)
-			return err
-		}
-	}
-	m := queue.Message{ID: id, From: s.from, Origin: s.origin(), Rcpts: s.remote, EightBit: s.eightBit, SMTPUTF8: s.utf8}
-	return s.srv.opts.Queue.Enqueue(m, []byte(received), body, local)
 }
 
 // spamCheck is rspamd's look at a message from the Internet, once it is

@@ -32,8 +32,8 @@ func TestPlainDelivery(t *testing.T) {
 
 	got := e.only(t, "alice")
 	head, body, ok := strings.Cut(got, "Received: ")
-	if !ok || head != "Return-Path: <sender@example.org>\r\n" {
-		t.Fatalf("stored message does not start with Return-Path then Received:\n%s", got)
+	if !ok || head != "Return-Path: <sender@example.org>\r\nDelivered-To: alice@example.test\r\n" {
+		t.Fatalf("stored message does not start with Return-Path, Delivered-To then Received:\n%s", got)
 	}
 	received, rest, _ := strings.Cut(body, "\r\n\t"+time.Now().Format("Mon, 02 Jan 2006"))
 	if !strings.HasPrefix(received, "from client.example.org ([127.0.0.1])\r\n\tby mx.example.test (facteur) with ESMTP id "+id+"\r\n\tfor <alice@example.test>;") {
@@ -92,6 +92,14 @@ func TestSeveralRecipientsEachGetACopy(t *testing.T) {
 		t.Fatalf("DATA: %d", code)
 	}
 	a, r, x := e.only(t, "alice"), e.only(t, "robert"), e.only(t, "catchall")
+	// Each copy says which address it was delivered for, and only that.
+	for to, m := range map[string]*string{"alice@example.test": &a, "bob@example.test": &r, "x@other.test": &x} {
+		field := "Delivered-To: " + to + "\r\n"
+		if strings.Count(*m, "Delivered-To:") != 1 || !strings.Contains(*m, field) {
+			t.Errorf("copy for %s:\n%s", to, *m)
+		}
+		*m = strings.Replace(*m, field, "", 1)
+	}
 	if a != r || a != x {
 		t.Errorf("copies differ")
 	}
