@@ -372,7 +372,7 @@ func TestRelayMixedLocalAndRemote(t *testing.T) {
 	}
 	mx.Wait(t, 1, 20*time.Second)
 	local := w.waitMail("alice", 1)[0]
-	if !strings.HasPrefix(local, "Return-Path: <x@example.org>\r\nReceived: ") || !strings.HasSuffix(local, message) {
+	if !strings.HasPrefix(local, "Return-Path: <x@example.org>\r\nDelivered-To: alice@example.test\r\nReceived: ") || !strings.HasSuffix(local, message) {
 		t.Errorf("local copy:\n%s", local)
 	}
 }

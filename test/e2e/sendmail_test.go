@@ -68,7 +68,12 @@ func TestSendmailRecipientsFromHeaders(t *testing.T) {
 	}
 	for _, mb := range []string{"alice", "bob", "carol"} {
 		got := in.waitMail(mb, 1)[0]
-		if strings.Contains(got, "Bcc") || strings.Contains(got, "carol@example.test") {
+		// Each copy names its own recipient, and no other.
+		own := "\r\nDelivered-To: " + mb + "@example.test\r\n"
+		if !strings.Contains(got, own) {
+			t.Errorf("%s's copy lacks %q:\n%s", mb, own, got)
+		}
+		if rest := strings.Replace(got, own, "\r\n", 1); strings.Contains(rest, "Bcc") || strings.Contains(rest, "carol@example.test") {
 			t.Errorf("%s sees the blind copy:\n%s", mb, got)
 		}
 		if !strings.HasPrefix(got, "Return-Path: <cron@example.test>\r\n") || !strings.Contains(got, "\r\nMessage-ID: <") ||

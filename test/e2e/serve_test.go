@@ -20,12 +20,12 @@ func TestServeDeliversAndStopsCleanly(t *testing.T) {
 		t.Fatal(err)
 	}
 	root := filepath.Join(in.dir, "var", "mail")
-	for _, mb := range []string{"alice", "robert"} {
+	for mb, rcpt := range map[string]string{"alice": "alice@example.test", "robert": "bob@example.test"} {
 		got := maildirNew(t, root, mb)
 		// The verdicts first (RFC 8601 5), then the trace headers.
 		if len(got) != 1 || !strings.HasSuffix(got[0], "\r\n"+message) ||
 			!strings.HasPrefix(got[0], "Authentication-Results: mx.example.test;\r\n\tspf=none ") ||
-			!strings.Contains(got[0], "\r\nReturn-Path: <a@example.org>\r\nReceived: from client.example.org") {
+			!strings.Contains(got[0], "\r\nReturn-Path: <a@example.org>\r\nDelivered-To: "+rcpt+"\r\nReceived: from client.example.org") {
 			t.Fatalf("%s: %q", mb, got)
 		}
 	}
