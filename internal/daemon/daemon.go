@@ -23,6 +23,7 @@ import (
 	"facteur/internal/aliases"
 	"facteur/internal/auth"
 	"facteur/internal/config"
+	"facteur/internal/courier"
 	"facteur/internal/ctl"
 	"facteur/internal/dkim"
 	"facteur/internal/dnsbl"
@@ -263,9 +264,14 @@ func openQueue(cfg *config.Config, log *slog.Logger, dnsc *resolver.Resolver, st
 		Lifetime:     cfg.Outbound.Lifetime.Duration,
 		DelayWarning: cfg.Outbound.DelayWarning.Duration,
 		Sync:         cfg.SyncMode(),
-		Transport:    &transport{remote: client, maildir: store, users: u, sign: sign, hostname: cfg.Hostname},
-		Metrics:      m,
-		Log:          log,
+		Courier: &router{
+			local:  courier.Maildir{Store: store, Users: u, Hostname: cfg.Hostname},
+			remote: courier.Remote{Client: client},
+			users:  u,
+			sign:   sign,
+		},
+		Metrics: m,
+		Log:     log,
 	})
 	return q, client, err
 }

@@ -9,7 +9,7 @@ import (
 
 	"facteur/internal/dkim"
 	"facteur/internal/metrics"
-	"facteur/internal/remote"
+	"facteur/internal/queue"
 )
 
 // signer DKIM-signs mail as it goes out to remote domains. Signing at each
@@ -25,9 +25,9 @@ type signer struct {
 }
 
 // deliver hands msgs to send with the messages that are ours to sign
-// (remote.Message.DKIM) opening with their DKIM-Signature fields first,
+// (queue.Parcel.DKIM) opening with their DKIM-Signature fields first,
 // and names the signatures in the results, for the delivery log.
-func (s *signer) deliver(msgs []*remote.Message, send func([]*remote.Message) [][]remote.Result) [][]remote.Result {
+func (s *signer) deliver(msgs []*queue.Parcel, send func([]*queue.Parcel) [][]queue.Result) [][]queue.Result {
 	ks, expiration := s.keys()
 	if ks.Len() == 0 {
 		return send(msgs)
@@ -59,7 +59,9 @@ func (s *signer) deliver(msgs []*remote.Message, send func([]*remote.Message) []
 	out := send(msgs)
 	for i, n := range names {
 		for j := range out[i] {
-			out[i][j].DKIM = n
+			if n != "" {
+				out[i][j].Log = append(out[i][j].Log, "dkim", n)
+			}
 		}
 	}
 	return out

@@ -3,12 +3,13 @@ package daemon
 import (
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"facteur/internal/dkim"
-	"facteur/internal/remote"
+	"facteur/internal/queue"
 )
 
 func testKeys(t *testing.T) *dkim.Keys {
@@ -28,19 +29,19 @@ func testKeys(t *testing.T) *dkim.Keys {
 	return ks
 }
 
-func message(id, data string, sign bool) *remote.Message {
-	return &remote.Message{ID: id, Rcpts: []string{"x@remote.test"}, Size: int64(len(data)), DKIM: sign,
+func message(id, data string, sign bool) *queue.Parcel {
+	return &queue.Parcel{ID: id, Rcpts: []string{"x@remote.test"}, Size: int64(len(data)), DKIM: sign,
 		Open: func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(data)), nil }}
 }
 
 // sendAll stands for the SMTP client: it reads each message as it would.
-func sendAll(t *testing.T, got map[string]string) func([]*remote.Message) [][]remote.Result {
-	return func(msgs []*remote.Message) [][]remote.Result {
-		out := make([][]remote.Result, len(msgs))
+func sendAll(t *testing.T, got map[string]string) func([]*queue.Parcel) [][]queue.Result {
+	return func(msgs []*queue.Parcel) [][]queue.Result {
+		out := make([][]queue.Result, len(msgs))
 		for i, m := range msgs {
 			r, err := m.Open()
 			if err != nil {
-				out[i] = []remote.Result{{Status: remote.Transient, Text: err.Error()}}
+				out[i] = []queue.Result{{Status: queue.Transient, Text: err.Error()}}
 				continue
 			}
 			b, _ := io.ReadAll(r)
@@ -49,7 +50,7 @@ func sendAll(t *testing.T, got map[string]string) func([]*remote.Message) [][]re
 			if int64(len(b)) != m.Size {
 				t.Errorf("%s: SIZE %d for %d bytes", m.ID, m.Size, len(b))
 			}
-			out[i] = []remote.Result{{Status: remote.Sent}}
+			out[i] = []queue.Result{{Status: queue.Delivered}}
 		}
 		return out
 	}
@@ -61,7 +62,7 @@ func TestSignerSignsOnlyWhatIsOurs(t *testing.T) {
 	const ours = "From: a@mx.example.org\r\n\r\nbody\r\n"
 	const other = "From: a@elsewhere.test\r\n\r\nbody\r\n"
 	got := map[string]string{}
-	out := s.deliver([]*remote.Message{message("signed", ours, true), message("forwarded", ours, false), message("nokey", other, true)},
+	out := s.deliver([]*queue.Parcel{message("signed", ours, true), message("forwarded", ours, false), message("nokey", other, true)},
 		sendAll(t, got))
 	if !strings.HasPrefix(got["signed"], "DKIM-Signature: ") || !strings.HasSuffix(got["signed"], "\r\n"+ours) ||
 		!strings.Contains(got["signed"], "d=example.org;") {
@@ -70,7 +71,7 @@ func TestSignerSignsOnlyWhatIsOurs(t *testing.T) {
 	if got["forwarded"] != ours || got["nokey"] != other {
 		t.Errorf("changed what is not ours to sign, or has no key:\n%s\n%s", got["forwarded"], got["nokey"])
 	}
-	if out[0][0].DKIM != "example.org/sel" || out[1][0].DKIM != "" || out[2][0].DKIM != "" {
-		t.Errorf("results name %q, %q, %q", out[0][0].DKIM, out[1][0].DKIM, out[2][0].DKIM)
+	if !slices.Equal(out[0][0].Log, []any{"dkim", "example.org/sel"}) || out[1][0].Log != nil || out[2][0].Log != nil {
+		t.Errorf("results log %v, %v, %v", out[0][0].Log, out[1][0].Log, out[2][0].Log)
 	}
 }

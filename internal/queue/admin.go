@@ -42,7 +42,7 @@ func (q *Queue) Stats() (int, time.Time) {
 // Flush makes every waiting message due now and returns how many.
 func (q *Queue) Flush() int {
 	q.mu.Lock()
-	now := time.Now()
+	now := q.cfg.Now()
 	for _, e := range q.waiting {
 		e.env.NextAttempt = now
 	}
@@ -104,8 +104,7 @@ func RemoveDir(dir, id string) error {
 
 // FlushDir makes every message of a spool with no server running due as
 // soon as the server starts, and returns how many. A message not due yet
-// gets an envelope file that says it is; one still on its first attempt
-// is due already and is left as it is.
+// (a new one too: see Enqueue) gets an envelope file that says it is.
 func FlushDir(dir string) (int, error) {
 	sp := spool{dir: dir}
 	msgs, err := readEnvelopes(&sp)

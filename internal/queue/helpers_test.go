@@ -13,11 +13,9 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"facteur/internal/remote"
 )
 
-// call is one Deliver call as the fake transport saw it.
+// call is one Deliver call as the fake courier saw it.
 type call struct {
 	domain string
 	ids    []string
@@ -27,12 +25,15 @@ type call struct {
 	data   [][]byte // what msg.Open() gave, read whole
 }
 
-// fakeTransport answers per recipient as rule says (Sent when rule is nil),
+// fakeCourier answers per recipient as rule says (Delivered when rule is nil),
 // may hold a call until the test releases it, records every call and counts
-// how many calls run at once, per domain and in total.
-type fakeTransport struct {
+// how many calls run at once, per domain and in total. It also keeps the
+// test's clock, since every queue test has a fake courier at hand.
+type fakeCourier struct {
+	clock *fakeClock
+
 	mu    sync.Mutex
-	rule  func(domain, rcpt string) remote.Result
+	rule  func(domain, rcpt string) Result
 	hold  func(n int, domain string) <-chan struct{} // n counts calls to domain from 1; nil: no hold
 	calls []call
 	n     map[string]int
@@ -42,22 +43,76 @@ type fakeTransport struct {
 	maxT  int
 }
 
-func newFake() *fakeTransport {
-	return &fakeTransport{n: map[string]int{}, act: map[string]int{}, maxAt: map[string]int{}}
+func newFake() *fakeCourier {
+	return &fakeCourier{clock: newClock(), n: map[string]int{}, act: map[string]int{}, maxAt: map[string]int{}}
 }
 
-func sent(string, string) remote.Result {
-	return remote.Result{Status: remote.Sent, Code: 250, Host: "mx.test"}
+// fakeClock is the queue's clock in tests: it stands still until the test
+// moves it, so that no test waits out a backoff.
+type fakeClock struct {
+	mu      sync.Mutex
+	now     time.Time
+	waiters []waiter
 }
 
-func transient(text string) remote.Result {
-	return remote.Result{Status: remote.Transient, Code: 451, Enhanced: "4.3.0", Text: text, Host: "mx.test"}
+type waiter struct {
+	at time.Time
+	ch chan time.Time
+}
+
+func newClock() *fakeClock {
+	return &fakeClock{now: time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)}
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) After(d time.Duration) <-chan time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	w := waiter{at: c.now.Add(d), ch: make(chan time.Time, 1)}
+	if d <= 0 {
+		w.ch <- c.now
+	} else {
+		c.waiters = append(c.waiters, w)
+	}
+	return w.ch
+}
+
+// advance moves the clock of q by d and has its scheduler look again: the
+// scheduler may have read the time before the move and armed its wait
+// after it.
+func (c *fakeClock) advance(q *Queue, d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	kept := c.waiters[:0]
+	for _, w := range c.waiters {
+		if w.at.After(c.now) {
+			kept = append(kept, w)
+			continue
+		}
+		w.ch <- c.now
+	}
+	c.waiters = kept
+	c.mu.Unlock()
+	q.kick()
+}
+
+func sent(string, string) Result {
+	return Result{Status: Delivered, Code: 250, Host: "mx.test"}
+}
+
+func transient(text string) Result {
+	return Result{Status: Transient, Code: 451, Enhanced: "4.3.0", Text: text, Host: "mx.test"}
 }
 
 // deferOnly makes every recipient at domain wait (451, with text) and
 // sends the rest.
-func deferOnly(domain, text string) func(string, string) remote.Result {
-	return func(d, rcpt string) remote.Result {
+func deferOnly(domain, text string) func(string, string) Result {
+	return func(d, rcpt string) Result {
 		if d == domain {
 			return transient(text)
 		}
@@ -65,23 +120,23 @@ func deferOnly(domain, text string) func(string, string) remote.Result {
 	}
 }
 
-func permanent(text string) remote.Result {
-	return remote.Result{Status: remote.Permanent, Code: 550, Enhanced: "5.1.1", Text: text, Host: "mx.test"}
+func permanent(text string) Result {
+	return Result{Status: Permanent, Code: 550, Enhanced: "5.1.1", Text: text, Host: "mx.test"}
 }
 
-func (f *fakeTransport) setRule(rule func(domain, rcpt string) remote.Result) {
+func (f *fakeCourier) setRule(rule func(domain, rcpt string) Result) {
 	f.mu.Lock()
 	f.rule = rule
 	f.mu.Unlock()
 }
 
-func (f *fakeTransport) setHold(hold func(n int, domain string) <-chan struct{}) {
+func (f *fakeCourier) setHold(hold func(n int, domain string) <-chan struct{}) {
 	f.mu.Lock()
 	f.hold = hold
 	f.mu.Unlock()
 }
 
-func (f *fakeTransport) Deliver(ctx context.Context, domain string, msgs []*remote.Message) [][]remote.Result {
+func (f *fakeCourier) Deliver(ctx context.Context, domain string, msgs []*Parcel) [][]Result {
 	c := call{domain: domain}
 	for _, m := range msgs {
 		c.ids = append(c.ids, m.ID)
@@ -130,7 +185,7 @@ func (f *fakeTransport) Deliver(ctx context.Context, domain string, msgs []*remo
 	if rule == nil {
 		rule = sent
 	}
-	out := make([][]remote.Result, len(msgs))
+	out := make([][]Result, len(msgs))
 	for i, m := range msgs {
 		for _, r := range m.Rcpts {
 			res := rule(domain, r)
@@ -145,20 +200,20 @@ func (f *fakeTransport) Deliver(ctx context.Context, domain string, msgs []*remo
 }
 
 // started counts the calls to domain begun so far, held ones included.
-func (f *fakeTransport) started(domain string) int {
+func (f *fakeCourier) started(domain string) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.n[domain]
 }
 
-func (f *fakeTransport) callList() []call {
+func (f *fakeCourier) callList() []call {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.calls)
 }
 
 // callsTo lists the calls to one domain.
-func (f *fakeTransport) callsTo(domain string) []call {
+func (f *fakeCourier) callsTo(domain string) []call {
 	var out []call
 	for _, c := range f.callList() {
 		if c.domain == domain {
@@ -169,7 +224,7 @@ func (f *fakeTransport) callsTo(domain string) []call {
 }
 
 // deliveries counts how many times each message id was handed over.
-func (f *fakeTransport) deliveries() map[string]int {
+func (f *fakeCourier) deliveries() map[string]int {
 	out := map[string]int{}
 	for _, c := range f.callList() {
 		for _, id := range c.ids {
@@ -179,17 +234,22 @@ func (f *fakeTransport) deliveries() map[string]int {
 	return out
 }
 
-func testConfig(dir string, tr Transport) Config {
+// testConfig has the queue deliver through tr on tr's clock. Its backoffs
+// are minutes: a test that passed by waiting them out would take too long
+// to go unnoticed.
+func testConfig(dir string, tr *fakeCourier) Config {
 	return Config{
 		Dir:        dir,
 		Hostname:   "mx.facteur.test",
 		Workers:    8,
 		PerDomain:  2,
-		MinBackoff: 50 * time.Millisecond,
-		MaxBackoff: 200 * time.Millisecond,
-		Lifetime:   time.Hour,
-		Transport:  tr,
+		MinBackoff: time.Minute,
+		MaxBackoff: 4 * time.Minute,
+		Lifetime:   24 * time.Hour,
+		Courier:    tr,
 		Log:        slog.New(slog.DiscardHandler),
+		Now:        tr.clock.Now,
+		After:      tr.clock.After,
 	}
 }
 

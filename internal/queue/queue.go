@@ -14,14 +14,7 @@ import (
 
 	"facteur/internal/durable"
 	"facteur/internal/metrics"
-	"facteur/internal/remote"
 )
-
-// Transport delivers messages for the recipients at one domain;
-// *remote.Client is one, and the daemon puts local delivery beside it.
-type Transport interface {
-	Deliver(ctx context.Context, domain string, msgs []*remote.Message) [][]remote.Result
-}
 
 // Config is fixed for the life of a Queue.
 type Config struct {
@@ -36,9 +29,15 @@ type Config struct {
 	// gets its sender one delay warning; 0: never.
 	DelayWarning time.Duration
 	Sync         durable.Mode // how a new message is made durable
-	Transport    Transport
+	Courier      Courier
 	Metrics      *metrics.Metrics // nil: not counted
 	Log          *slog.Logger
+
+	// Now and After are the queue's clock, as time.Now and time.After;
+	// nil means the real one. Tests move a fake one rather than wait
+	// out backoffs.
+	Now   func() time.Time
+	After func(time.Duration) <-chan time.Time
 }
 
 // batchMax is how many messages for one domain share one connection.
@@ -56,8 +55,11 @@ type Queue struct {
 	entries map[string]*entry
 	waiting entryHeap // entries due at some time, none in flight
 	domains map[string]*domainWork
-	running int
-	jobs    sync.WaitGroup
+	// recorded are entries due for a retry whose next attempt is now
+	// written down, to be routed to their domains.
+	recorded []*entry
+	running  int
+	jobs     sync.WaitGroup
 }
 
 // entry is one queued message in memory. Its envelope is changed only
@@ -90,8 +92,11 @@ func Open(cfg Config) (*Queue, error) {
 		return nil, errors.New("queue: workers and per-domain limit must be at least 1")
 	case cfg.MinBackoff <= 0 || cfg.MaxBackoff < cfg.MinBackoff || cfg.Lifetime <= 0:
 		return nil, errors.New("queue: need 0 < min backoff <= max backoff and a positive lifetime")
-	case cfg.Transport == nil || cfg.Log == nil:
-		return nil, errors.New("queue: a transport and a logger are required")
+	case cfg.Courier == nil || cfg.Log == nil:
+		return nil, errors.New("queue: a courier and a logger are required")
+	}
+	if cfg.Now == nil || cfg.After == nil {
+		cfg.Now, cfg.After = time.Now, time.After
 	}
 	if err := durable.MkdirAll(cfg.Dir); err != nil {
 		return nil, fmt.Errorf("queue: %w", err)
@@ -133,8 +138,12 @@ type Message struct {
 // of a message that also goes abroad this way, so that one reply, 250 or
 // 4xx, covers every copy.
 func (q *Queue) Enqueue(m Message, header []byte, body io.Reader, also func(stored io.Reader) error) error {
-	now := time.Now()
-	env := &Envelope{ID: m.ID, From: m.From, Origin: m.Origin, Arrival: now, NextAttempt: now, EightBit: m.EightBit, SMTPUTF8: m.SMTPUTF8}
+	now := q.cfg.Now()
+	// The spool says the first attempt is under way from the start: a
+	// restart after a crash in the middle of it waits for MinBackoff
+	// rather than trying again at once (see dispatch).
+	env := &Envelope{ID: m.ID, From: m.From, Origin: m.Origin, Arrival: now, NextAttempt: now.Add(q.cfg.MinBackoff),
+		EightBit: m.EightBit, SMTPUTF8: m.SMTPUTF8}
 	seen := map[string]bool{}
 	for _, r := range m.Rcpts {
 		if k := strings.ToLower(r); !seen[k] {
@@ -155,6 +164,7 @@ func (q *Queue) Enqueue(m Message, header []byte, body io.Reader, also func(stor
 			return err
 		}
 	}
+	env.NextAttempt = now
 	q.mu.Lock()
 	e := &entry{env: env, off: off, index: -1}
 	q.entries[env.ID] = e
@@ -183,50 +193,44 @@ func (q *Queue) kick() {
 // Run schedules deliveries until ctx ends, then waits for the deliveries
 // under way (they see ctx ended, stop, and record their outcome).
 func (q *Queue) Run(ctx context.Context) {
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
 	for {
 		q.mu.Lock()
-		next := q.dispatch(ctx, time.Now())
+		next := q.dispatch(ctx, q.cfg.Now())
 		q.mu.Unlock()
-		timer.Reset(next)
 		select {
 		case <-ctx.Done():
 			q.jobs.Wait()
 			return
 		case <-q.wake:
-		case <-timer.C:
+		case <-q.cfg.After(next):
 		}
 	}
 }
 
 // dispatch moves due entries to their domains' work lists, starts what the
 // limits allow, and says how long until the next entry is due.
+//
+// An entry due for a retry first has the time of the attempt after this
+// one written to the spool (record), so that a crash in the middle of
+// the attempt, were it the attempt's own doing, cannot have the restarted
+// server try again at once, and crash again, in a tight loop. A first
+// attempt needs no write: Enqueue stored it so.
 func (q *Queue) dispatch(ctx context.Context, now time.Time) time.Duration {
+	for _, e := range q.recorded {
+		q.route(ctx, e)
+	}
+	q.recorded = nil
 	for q.waiting.Len() > 0 && !q.waiting[0].env.NextAttempt.After(now) {
 		e := heap.Pop(&q.waiting).(*entry)
-		byDomain := map[string][]int{}
-		var order []string
-		for _, i := range e.env.pending() {
-			d := domainOf(e.env.Rcpts[i].Addr)
-			if byDomain[d] == nil {
-				order = append(order, d)
-			}
-			byDomain[d] = append(byDomain[d], i)
+		if e.env.Attempts > 0 {
+			e.env.NextAttempt = now.Add(q.backoff(e.env.Attempts + 1))
+			e.inflight = 1  // held while recorded
+			e.hasEnv = true // a write half-done may leave a file to remove
+			data, err := e.env.marshal()
+			q.jobs.Go(func() { q.record(e, data, err) })
+			continue
 		}
-		for _, d := range order {
-			dw := q.domains[d]
-			if dw == nil {
-				dw = &domainWork{}
-				q.domains[d] = dw
-			}
-			dw.items = append(dw.items, item{e: e, rcpts: byDomain[d]})
-			e.inflight++
-		}
-		if e.inflight == 0 { // nothing pending: finish it off the loop
-			e.inflight = 1
-			q.startJob(ctx, "", nil, []item{{e: e}})
-		}
+		q.route(ctx, e)
 	}
 	for d, dw := range q.domains {
 		for len(dw.items) > 0 && dw.active < q.cfg.PerDomain && q.running < q.cfg.Workers {
@@ -246,32 +250,76 @@ func (q *Queue) dispatch(ctx context.Context, now time.Time) time.Duration {
 	return max(q.waiting[0].env.NextAttempt.Sub(now), time.Millisecond)
 }
 
+// record writes the envelope of e, due for a retry, with the time of the
+// attempt after it, then hands e to its domains. A failed write is
+// logged and the attempt goes ahead: the spool keeps the time before.
+func (q *Queue) record(e *entry, data []byte, err error) {
+	if err == nil {
+		err = q.sp.update(data, e.env.ID)
+	}
+	if err != nil {
+		q.log.Error("queue: recording the next attempt before this one", "id", e.env.ID, "err", err)
+	}
+	q.mu.Lock()
+	e.inflight = 0
+	q.recorded = append(q.recorded, e)
+	q.mu.Unlock()
+	q.kick()
+}
+
+// route puts the pending recipients of e, due now, on their domains'
+// work lists; called with q.mu held.
+func (q *Queue) route(ctx context.Context, e *entry) {
+	byDomain := map[string][]int{}
+	var order []string
+	for _, i := range e.env.pending() {
+		d := domainOf(e.env.Rcpts[i].Addr)
+		if byDomain[d] == nil {
+			order = append(order, d)
+		}
+		byDomain[d] = append(byDomain[d], i)
+	}
+	for _, d := range order {
+		dw := q.domains[d]
+		if dw == nil {
+			dw = &domainWork{}
+			q.domains[d] = dw
+		}
+		dw.items = append(dw.items, item{e: e, rcpts: byDomain[d]})
+		e.inflight++
+	}
+	if e.inflight == 0 { // nothing pending: finish it off the loop
+		e.inflight = 1
+		q.startJob(ctx, "", nil, []item{{e: e}})
+	}
+}
+
 func (q *Queue) startJob(ctx context.Context, domain string, dw *domainWork, batch []item) {
 	q.running++
 	q.jobs.Add(1)
-	msgs := make([]*remote.Message, len(batch))
+	parcels := make([]*Parcel, len(batch))
 	for i, it := range batch {
 		env, off := it.e.env, it.e.off
-		m := &remote.Message{ID: env.ID, From: env.From, Size: env.Size, EightBit: env.EightBit, SMTPUTF8: env.SMTPUTF8,
+		p := &Parcel{ID: env.ID, From: env.From, Size: env.Size, EightBit: env.EightBit, SMTPUTF8: env.SMTPUTF8,
 			DKIM: env.Origin.Signs(),
 			Open: func() (io.ReadCloser, error) { return q.sp.open(env.ID, off, env.Size) }}
 		for _, r := range it.rcpts {
-			m.Rcpts = append(m.Rcpts, env.Rcpts[r].Addr)
+			p.Rcpts = append(p.Rcpts, env.Rcpts[r].Addr)
 		}
-		msgs[i] = m
+		parcels[i] = p
 	}
-	go q.runJob(ctx, domain, dw, batch, msgs)
+	go q.runJob(ctx, domain, dw, batch, parcels)
 }
 
-func (q *Queue) runJob(ctx context.Context, domain string, dw *domainWork, batch []item, msgs []*remote.Message) {
+func (q *Queue) runJob(ctx context.Context, domain string, dw *domainWork, batch []item, parcels []*Parcel) {
 	defer q.jobs.Done()
-	var results [][]remote.Result
+	var results [][]Result
 	if domain != "" {
-		start := time.Now()
-		results = q.cfg.Transport.Deliver(ctx, domain, msgs)
+		start := time.Now() // the attempt's real duration, whatever the clock
+		results = q.cfg.Courier.Deliver(ctx, domain, parcels)
 		q.cfg.Metrics.Attempt(time.Since(start))
 	}
-	now := time.Now()
+	now := q.cfg.Now()
 	var done []*entry
 	q.mu.Lock()
 	for i, it := range batch {
@@ -296,14 +344,14 @@ func (q *Queue) runJob(ctx context.Context, domain string, dw *domainWork, batch
 }
 
 // apply records one recipient's outcome; called with q.mu held.
-func (q *Queue) apply(e *entry, i int, res remote.Result, now time.Time) {
+func (q *Queue) apply(e *entry, i int, res Result, now time.Time) {
 	r := &e.env.Rcpts[i]
 	r.Code, r.Enhanced, r.LastError, r.Host, r.LastAttempt = res.Code, res.Enhanced, res.Text, res.Host, now
 	switch res.Status {
-	case remote.Sent:
+	case Delivered:
 		r.State, r.LastError = Sent, ""
 		q.cfg.Metrics.Delivery("sent", res.TLS, res.TLSPolicy)
-	case remote.Permanent:
+	case Permanent:
 		r.State = Failed
 		e.failed = append(e.failed, i)
 		q.cfg.Metrics.Delivery("bounced", res.TLS, res.TLSPolicy)
@@ -312,16 +360,13 @@ func (q *Queue) apply(e *entry, i int, res remote.Result, now time.Time) {
 	}
 	attrs := []any{"id", e.env.ID, "rcpt", r.Addr, "result", res.Status.String(), "host", res.Host,
 		"tls", tlsLabel(res), "code", res.Code, "enhanced", res.Enhanced, "text", res.Text}
-	if res.DKIM != "" {
-		attrs = append(attrs, "dkim", res.DKIM)
-	}
-	q.log.Info("delivery", attrs...)
+	q.log.Info("delivery", append(attrs, res.Log...)...)
 }
 
 // tlsLabel is the delivery log's tls= value: the policy the message went
 // under when it was encrypted ("dane", "mta-sts", "opportunistic"...),
 // "none" when it was not.
-func tlsLabel(res remote.Result) string {
+func tlsLabel(res Result) string {
 	if !res.TLS {
 		return "none"
 	}

@@ -15,8 +15,6 @@ import (
 	"testing"
 	"testing/iotest"
 	"time"
-
-	"facteur/internal/remote"
 )
 
 func TestEnqueueDurableThenDelivered(t *testing.T) {
@@ -155,7 +153,7 @@ func TestEnqueueAlso(t *testing.T) {
 func TestTransientThenRetried(t *testing.T) {
 	dir := t.TempDir()
 	tr := newFake()
-	tr.setRule(func(string, string) remote.Result { return transient("mailbox busy, try later") })
+	tr.setRule(func(string, string) Result { return transient("mailbox busy, try later") })
 	release := make(chan struct{})
 	tr.setHold(func(n int, _ string) <-chan struct{} {
 		if n >= 2 {
@@ -165,24 +163,39 @@ func TestTransientThenRetried(t *testing.T) {
 	})
 	q := openQueue(t, testConfig(dir, tr))
 	run(t, q)
-	before := time.Now()
+	start := tr.clock.Now()
 	id, data := enqueue(t, q, "alice@sender.test", "bob@dest.test")
 
-	waitFor(t, "the retry to start", func() bool { return tr.started("dest.test") == 2 })
+	waitFor(t, "the first attempt to be recorded", func() bool {
+		return exists(filepath.Join(dir, id+envExt)) && readEnv(t, dir, id).Attempts == 1
+	})
 	env := readEnv(t, dir, id)
 	r := env.Rcpts[0]
 	if env.Attempts != 1 || r.State != Pending || !strings.Contains(r.LastError, "mailbox busy, try later") ||
 		r.Code != 451 || r.Host != "mx.test" {
 		t.Errorf("envelope after a transient failure = %+v", env)
 	}
-	if !r.LastAttempt.After(before) || !env.NextAttempt.After(r.LastAttempt) {
-		t.Errorf("last attempt %v, next attempt %v: want the next after the last", r.LastAttempt, env.NextAttempt)
-	}
-	if !exists(filepath.Join(dir, id+msgExt)) || !exists(filepath.Join(dir, id+envExt)) {
-		t.Error("message or envelope file missing after a transient failure")
+	if !r.LastAttempt.Equal(start) || !env.NextAttempt.Equal(start.Add(time.Minute)) {
+		t.Errorf("last attempt %v, next attempt %v: want %v and a minimum backoff after", r.LastAttempt, env.NextAttempt, start)
 	}
 	if head, _ := readMsg(t, dir, id); head.Attempts != 0 {
 		t.Errorf("envelope line rewritten: %+v", head)
+	}
+
+	tr.clock.advance(q, 59*time.Second)
+	tr.clock.advance(q, 0)
+	if n := tr.started("dest.test"); n != 1 {
+		t.Fatalf("%d attempts before the backoff is over, want 1", n)
+	}
+	tr.clock.advance(q, time.Second)
+	waitFor(t, "the retry to start", func() bool { return tr.started("dest.test") == 2 })
+	// The retry is under way: the spool already says when the one after
+	// it is due, should the server die in the middle of it.
+	if env := readEnv(t, dir, id); env.Attempts != 1 || !env.NextAttempt.Equal(start.Add(3*time.Minute)) {
+		t.Errorf("envelope during the retry = %+v, want the next attempt two minutes away", env)
+	}
+	if !exists(filepath.Join(dir, id+msgExt)) || !exists(filepath.Join(dir, id+envExt)) {
+		t.Error("message or envelope file missing after a transient failure")
 	}
 
 	tr.setRule(nil)
@@ -240,7 +253,7 @@ func bounceParts(t *testing.T, data []byte) (mail.Header, string, string) {
 func TestPermanentFailureBounced(t *testing.T) {
 	dir := t.TempDir()
 	tr := newFake()
-	tr.setRule(func(domain, rcpt string) remote.Result {
+	tr.setRule(func(domain, rcpt string) Result {
 		if rcpt == "nobody@dest.test" {
 			return permanent("<nobody@dest.test>: no such user here")
 		}
@@ -290,11 +303,22 @@ func TestLifetimeExpiryBouncedOnce(t *testing.T) {
 	dir := t.TempDir()
 	tr := newFake()
 	tr.setRule(deferOnly("dest.test", "greylisted, come back later"))
+	release := make(chan struct{})
+	tr.setHold(func(n int, domain string) <-chan struct{} {
+		if domain == "dest.test" && n == 1 {
+			return release
+		}
+		return nil
+	})
 	cfg := testConfig(dir, tr)
-	cfg.Lifetime = time.Nanosecond // past its lifetime at the first attempt
+	cfg.Lifetime = 30 * time.Second
 	q := openQueue(t, cfg)
 	run(t, q)
 	id, _ := enqueue(t, q, "alice@sender.test", "bob@dest.test")
+	// Past its lifetime by the end of its first attempt.
+	waitFor(t, "the first attempt", func() bool { return tr.started("dest.test") == 1 })
+	tr.clock.advance(q, time.Minute)
+	close(release)
 
 	waitFor(t, "the spool to empty", emptySpool(t, dir))
 	if n := len(tr.callsTo("dest.test")); n != 1 {
@@ -322,17 +346,28 @@ func TestDelayWarningOnce(t *testing.T) {
 	tr := newFake()
 	tr.setRule(deferOnly("dest.test", "greylisted, come back later"))
 	cfg := testConfig(dir, tr)
-	cfg.DelayWarning = time.Nanosecond // late at the first deferral
+	cfg.DelayWarning = 90 * time.Second // late at the first retry
 	q := openQueue(t, cfg)
 	run(t, q)
+	arrival := tr.clock.Now()
 	id, _ := enqueue(t, q, "alice@sender.test", "bob@dest.test")
 	enqueue(t, q, "", "postmaster@dest.test") // a bounce is never warned about
 
 	// The bounce's attempts count among those at dest.test too, so the
 	// warning is waited for in the envelope, not inferred from a count.
-	waitFor(t, "the envelope to record the warning", func() bool { return readEnv(t, dir, id).Warned })
-	waitFor(t, "three attempts at dest.test", func() bool { return tr.started("dest.test") >= 3 })
+	waitFor(t, "the first attempts", func() bool { return readEnv(t, dir, id).Attempts == 1 })
+	if readEnv(t, dir, id).Warned {
+		t.Fatal("warned before the delay")
+	}
+	for n := 2; n <= 4; n++ {
+		tr.clock.advance(q, cfg.MaxBackoff)
+		waitFor(t, "another attempt", func() bool { return readEnv(t, dir, id).Attempts == n })
+	}
+	if !readEnv(t, dir, id).Warned {
+		t.Fatal("no warning recorded")
+	}
 	tr.setRule(nil)
+	tr.clock.advance(q, cfg.MaxBackoff)
 	waitFor(t, "the spool to empty", emptySpool(t, dir))
 	back := tr.callsTo("sender.test")
 	if len(back) != 1 {
@@ -342,28 +377,12 @@ func TestDelayWarningOnce(t *testing.T) {
 	if h.Get("Subject") != "Delayed Mail (still being retried)" || !strings.Contains(human, "greylisted, come back later") {
 		t.Errorf("warning subject %q, text:\n%s", h.Get("Subject"), human)
 	}
-	until := "Will-Retry-Until: " + readableUntil(t, status)
+	until := "Will-Retry-Until: " + arrival.Add(cfg.Lifetime).Format(time.RFC1123Z)
 	for _, want := range []string{"Final-Recipient: rfc822; bob@dest.test", "Action: delayed", "Status: 4.3.0", until, "X-Queue-ID: " + id} {
 		if !strings.Contains(status, want) {
 			t.Errorf("delivery status lacks %q:\n%s", want, status)
 		}
 	}
-}
-
-// readableUntil returns the Will-Retry-Until date of a delay warning once
-// checked to be about an hour (testConfig's lifetime) from now.
-func readableUntil(t *testing.T, status string) string {
-	t.Helper()
-	_, rest, ok := strings.Cut(status, "Will-Retry-Until: ")
-	if !ok {
-		t.Fatalf("no Will-Retry-Until:\n%s", status)
-	}
-	date, _, _ := strings.Cut(rest, "\r\n")
-	when, err := time.Parse(time.RFC1123Z, date)
-	if err != nil || when.Before(time.Now().Add(59*time.Minute)) || when.After(time.Now().Add(61*time.Minute)) {
-		t.Errorf("Will-Retry-Until %q (%v): want arrival + lifetime", date, err)
-	}
-	return date
 }
 
 // TestOriginDecidesSigning: the origin is kept in the envelope, and mail
@@ -400,7 +419,7 @@ func TestOriginDecidesSigning(t *testing.T) {
 func TestBounceNeverBounced(t *testing.T) {
 	dir := t.TempDir()
 	tr := newFake()
-	tr.setRule(func(string, string) remote.Result { return permanent("no such user") })
+	tr.setRule(func(string, string) Result { return permanent("no such user") })
 	q := openQueue(t, testConfig(dir, tr))
 	run(t, q)
 	id, _ := enqueue(t, q, "", "postmaster@dest.test")
@@ -415,7 +434,7 @@ func TestBounceNeverBounced(t *testing.T) {
 func TestRestartDeliversEachOnce(t *testing.T) {
 	dir := t.TempDir()
 	failing := newFake()
-	failing.setRule(func(string, string) remote.Result { return transient("try later") })
+	failing.setRule(func(string, string) Result { return transient("try later") })
 	q := openQueue(t, testConfig(dir, failing))
 	stop := run(t, q)
 	want := map[string][]byte{}
@@ -435,6 +454,7 @@ func TestRestartDeliversEachOnce(t *testing.T) {
 
 	working := newFake()
 	q2 := openQueue(t, testConfig(dir, working))
+	working.clock.advance(q2, time.Minute)
 	l := q2.List()
 	if len(l) != len(want) {
 		t.Fatalf("List after restart has %d messages, want %d", len(l), len(want))
@@ -488,6 +508,7 @@ func TestStartupCleaning(t *testing.T) {
 
 	tr := newFake()
 	q2 := openQueue(t, testConfig(dir, tr))
+	tr.clock.advance(q2, time.Minute) // the restart waits out the first attempt (see Enqueue)
 	if l := q2.List(); len(l) != 2 || l[0].ID != good || l[1].ID != badEnv {
 		t.Errorf("List after Open = %+v, want %s and %s", l, good, badEnv)
 	}
@@ -551,6 +572,7 @@ func TestEnvelopeFileSupersedesLine(t *testing.T) {
 	if l := q2.List(); len(l) != 1 || l[0].Attempts != 1 || l[0].Size != int64(len(data)) {
 		t.Fatalf("List after restart = %+v", l)
 	}
+	working.clock.advance(q2, time.Minute)
 	run(t, q2)
 	waitFor(t, "the spool to empty", emptySpool(t, dir))
 	if c := working.callList(); len(c) != 1 || c[0].domain != "b.test" || !bytes.Equal(c[0].data[0], data) {
@@ -605,7 +627,7 @@ func TestOldLayoutStillRead(t *testing.T) {
 func TestFlushDir(t *testing.T) {
 	dir := t.TempDir()
 	tr := newFake()
-	tr.setRule(func(string, string) remote.Result { return transient("later") })
+	tr.setRule(func(string, string) Result { return transient("later") })
 	cfg := testConfig(dir, tr)
 	cfg.MinBackoff, cfg.MaxBackoff = time.Hour, 2*time.Hour
 	q := openQueue(t, cfg)
@@ -615,7 +637,12 @@ func TestFlushDir(t *testing.T) {
 		return exists(filepath.Join(dir, deferred+envExt)) && readEnv(t, dir, deferred).Attempts == 1
 	})
 	stop()
-	fresh, _ := enqueue(t, q, "alice@sender.test", "carol@dest.test") // never tried: due already
+	// Stored as on its first attempt, which a restart does not repeat at
+	// once (TestCrashMidAttemptWaits); FlushDir makes it due.
+	fresh, _ := enqueue(t, q, "alice@sender.test", "carol@dest.test")
+	if env := readEnv(t, dir, fresh); !env.NextAttempt.After(tr.clock.Now()) {
+		t.Fatalf("a new message is stored due at once: %+v", env)
+	}
 
 	n, err := FlushDir(dir)
 	if err != nil || n != 2 {
@@ -632,9 +659,6 @@ func TestFlushDir(t *testing.T) {
 	}
 	if env := readEnv(t, dir, deferred); env.Attempts != 1 {
 		t.Errorf("FlushDir lost the attempt count: %+v", env)
-	}
-	if exists(filepath.Join(dir, fresh+envExt)) {
-		t.Error("FlushDir wrote an envelope file for a message already due")
 	}
 }
 
@@ -763,8 +787,11 @@ func TestOnlyPendingRetried(t *testing.T) {
 	q := openQueue(t, testConfig(dir, tr))
 	run(t, q)
 	id, _ := enqueue(t, q, "alice@sender.test", "x@a.test", "y@b.test")
-	waitFor(t, "two attempts at b.test", func() bool { return len(tr.callsTo("b.test")) >= 2 })
+	waitFor(t, "the first attempt", func() bool { return readEnv(t, dir, id).Attempts == 1 })
+	tr.clock.advance(q, time.Minute)
+	waitFor(t, "the second attempt", func() bool { return readEnv(t, dir, id).Attempts == 2 })
 	tr.setRule(nil)
+	tr.clock.advance(q, 2*time.Minute)
 	waitFor(t, "the spool to empty", emptySpool(t, dir))
 	if n := len(tr.callsTo("a.test")); n != 1 {
 		t.Errorf("a.test called %d times, want once", n)
@@ -775,7 +802,7 @@ func TestOnlyPendingRetried(t *testing.T) {
 func TestFlush(t *testing.T) {
 	dir := t.TempDir()
 	tr := newFake()
-	tr.setRule(func(string, string) remote.Result { return transient("later") })
+	tr.setRule(func(string, string) Result { return transient("later") })
 	cfg := testConfig(dir, tr)
 	cfg.MinBackoff, cfg.MaxBackoff = time.Hour, 2*time.Hour
 	q := openQueue(t, cfg)
@@ -786,7 +813,7 @@ func TestFlush(t *testing.T) {
 		env, perr := parseEnvelope(b, id)
 		return err == nil && perr == nil && env.Attempts == 1
 	})
-	if env := readEnv(t, dir, id); !env.NextAttempt.After(time.Now().Add(30 * time.Minute)) {
+	if env := readEnv(t, dir, id); !env.NextAttempt.Equal(tr.clock.Now().Add(time.Hour)) {
 		t.Errorf("next attempt %v, want about an hour away", env.NextAttempt)
 	}
 	tr.setRule(nil)
@@ -961,4 +988,55 @@ func TestNothingPendingRemoved(t *testing.T) {
 	if c := tr.callList(); len(c) != 0 {
 		t.Errorf("calls = %+v", c)
 	}
+}
+
+// TestCrashMidAttemptWaits: the spool says when to try next before an
+// attempt starts, so a server that dies in the middle of one, first or
+// retry, does not try again at once when it comes back.
+func TestCrashMidAttemptWaits(t *testing.T) {
+	dir := t.TempDir()
+	tr := newFake()
+	tr.setRule(func(string, string) Result { return transient("later") })
+	held := make(chan struct{})
+	tr.setHold(func(int, string) <-chan struct{} { return held })
+	q := openQueue(t, testConfig(dir, tr))
+	run(t, q)
+	start := tr.clock.Now()
+	id, _ := enqueue(t, q, "alice@sender.test", "bob@dest.test")
+
+	// crash brings a copy of the spool as it is now up on a new server at
+	// the same time, and says when that server tries the message.
+	crash := func() time.Time {
+		t.Helper()
+		copied := t.TempDir()
+		for _, name := range files(t, dir) {
+			b, err := os.ReadFile(filepath.Join(dir, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(copied, name), b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		q2 := openQueue(t, testConfig(copied, newFake()))
+		if q2.waiting.Len() != 1 {
+			t.Fatalf("%d messages after the crash, want 1", q2.waiting.Len())
+		}
+		return q2.waiting[0].env.NextAttempt
+	}
+
+	waitFor(t, "the first attempt", func() bool { return tr.started("dest.test") == 1 })
+	if at := crash(); !at.Equal(start.Add(time.Minute)) {
+		t.Errorf("a crash in the first attempt has it tried again at %v, want a minimum backoff after %v", at, start)
+	}
+	held <- struct{}{}
+	waitFor(t, "the first attempt to be recorded", func() bool {
+		return exists(filepath.Join(dir, id+envExt)) && readEnv(t, dir, id).Attempts == 1
+	})
+	tr.clock.advance(q, time.Minute)
+	waitFor(t, "the retry", func() bool { return tr.started("dest.test") == 2 })
+	if at := crash(); !at.Equal(start.Add(3 * time.Minute)) {
+		t.Errorf("a crash in the retry has it tried again at %v, want two minutes after it began", at)
+	}
+	close(held)
 }

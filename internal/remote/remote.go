@@ -115,11 +115,6 @@ type Message struct {
 
 	EightBit bool // the body needs 8BITMIME
 	SMTPUTF8 bool // the message needs SMTPUTF8 (non-ASCII addresses always do)
-
-	// DKIM: the message is ours or our users' (not another domain's mail
-	// passing through), to be signed when its From domain has a key. The
-	// daemon's transport signs it, wrapping Open.
-	DKIM bool
 }
 
 // Status is the outcome for one recipient.
@@ -158,7 +153,6 @@ type Result struct {
 	// TLSPolicy names the policy the session with Host was held under:
 	// "dane", "mta-sts", or the configured Policy's name.
 	TLSPolicy string
-	DKIM      string // the signatures the message carried, "domain/selector,..."; set by the signer, for the log
 }
 
 func (c *Client) connectTimeout() time.Duration {
