@@ -40,7 +40,6 @@ import (
 	"facteur/internal/smtpd"
 	"facteur/internal/srs"
 	"facteur/internal/tlsconf"
-	"facteur/internal/tlspolicy"
 	"facteur/internal/users"
 )
 
@@ -249,7 +248,7 @@ func openQueue(cfg *config.Config, log *slog.Logger, dnsc *resolver.Resolver, st
 		Port:           cfg.Outbound.Port,
 		HeloName:       cfg.Hostname,
 		TLS:            policy,
-		Policies:       &tlspolicy.Policies{Default: policy},
+		Policies:       tlsPolicies(cfg, log, dnsc, policy),
 		ConnectTimeout: cfg.Outbound.ConnectTimeout.Duration,
 		NoPipelining:   !cfg.Outbound.Pipelining,
 		Log:            log,

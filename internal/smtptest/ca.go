@@ -99,6 +99,17 @@ func (ca *CA) ServerTLS() *tls.Config {
 	}
 }
 
+// ChainTLS is ServerTLS sending the CA certificate after the server's, as a
+// server authenticated by a DANE-TA record must (RFC 7672 3.1.2).
+func (ca *CA) ChainTLS() *tls.Config {
+	cfg := ca.ServerTLS()
+	cert := cfg.Certificates[0]
+	block, _ := pem.Decode(ca.CAPEM)
+	cert.Certificate = append(cert.Certificate[:1:1], block.Bytes)
+	cfg.Certificates[0] = cert
+	return cfg
+}
+
 // Pool returns a pool that trusts only this CA.
 func (ca *CA) Pool() *x509.CertPool {
 	return ca.pool.Clone()

@@ -21,7 +21,7 @@ type Policies struct {
 	// addresses are secure: ok is false when the host has no usable
 	// secure TLSA records, and a failure to learn whether it has is a
 	// HostTLS that refuses the host.
-	DANE func(ctx context.Context, h mx.Host) (ht remote.HostTLS, ok bool)
+	DANE func(ctx context.Context, domain string, h mx.Host) (ht remote.HostTLS, ok bool)
 	// STS, when set, gives the domain's MTA-STS policy as a function of
 	// the MX host name, nil when the domain has none in force.
 	STS func(ctx context.Context, domain string) func(host string) remote.HostTLS
@@ -42,7 +42,7 @@ func (p *Policies) HostTLS(ctx context.Context, domain string, hosts []mx.Host) 
 
 func (p *Policies) host(ctx context.Context, domain string, h mx.Host, sts func(string) remote.HostTLS) remote.HostTLS {
 	if p.DANE != nil && h.Secure {
-		if ht, ok := p.DANE(ctx, h); ok {
+		if ht, ok := p.DANE(ctx, domain, h); ok {
 			return ht
 		}
 	}

@@ -12,7 +12,7 @@ import (
 func TestOrder(t *testing.T) {
 	p := &Policies{
 		Default: remote.Opportunistic,
-		DANE: func(_ context.Context, h mx.Host) (remote.HostTLS, bool) {
+		DANE: func(_ context.Context, _ string, h mx.Host) (remote.HostTLS, bool) {
 			return remote.HostTLS{Mode: remote.Required, Name: "dane"}, h.Name == "tlsa.test"
 		},
 		STS: func(_ context.Context, domain string) func(string) remote.HostTLS {
