@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# Interop, DANE with a real validating resolver: the zone example.test is
+# signed by ldns-signzone and served by NSD; Unbound, with the zone's key as
+# its trust anchor, validates it and sets the AD bit; a sending facteur asks
+# that Unbound (on loopback, so it believes the AD bit) and relays to a
+# receiving facteur, the MX of example.test, whose TLSA record is the one
+# `facteur dns records` prints. Delivered under DANE (tls=dane in the log);
+# to bad.example.test, whose MX host has a TLSA record of another key, the
+# message stays queued with DANE's reason and the MX never gets it.
+source "$(dirname "$0")/lib/facteur.bash"
+PATH=$PATH:/usr/sbin # nsd, unbound
+for c in nsd unbound ldns-keygen ldns-signzone drill swaks; do
+  command -v "$c" >/dev/null || { echo "interop: $c is required (packages nsd, unbound, ldnsutils, swaks)" >&2; exit 1; }
+done
+
+# The receiving MX; its first start makes its self-signed certificate.
+echo "bob" > "$work/users"
+start_facteur mx.example.test ""
+rec=$(cd "$work" && ./facteur dns records --config facteur.toml example.test | grep ' IN TLSA ') ||
+  fail "dns records printed no TLSA record"
+
+read -r P_NSD P_UNBOUND S_SMTP S_SMTPS S_RELAY S_SUBMIT < <(free_ports 6)
+dnsdir="$work/dns"
+mkdir "$dnsdir"
+cat >"$dnsdir/example.test.zone" <<ZONE
+\$ORIGIN example.test.
+\$TTL 300
+@ IN SOA ns.example.test. hostmaster.example.test. 1 3600 600 86400 300
+@ IN NS ns.example.test.
+ns IN A 127.0.0.1
+@ IN MX 10 mx.example.test.
+mx IN A 127.0.0.1
+$rec
+bad IN MX 10 mx2.example.test.
+mx2 IN A 127.0.0.1
+_25._tcp.mx2 IN TLSA 3 1 1 $(printf '%064d' 0)
+ZONE
+(
+  cd "$dnsdir"
+  zsk=$(ldns-keygen -a ECDSAP256SHA256 example.test)
+  ksk=$(ldns-keygen -a ECDSAP256SHA256 -k example.test)
+  ldns-signzone example.test.zone "$zsk" "$ksk"
+  cp "$ksk.ds" anchor
+) || fail "signing the zone"
+
+cat >"$dnsdir/nsd.conf" <<CONF
+server:
+  ip-address: 127.0.0.1@$P_NSD
+  username: ""
+  chroot: ""
+  zonesdir: "$dnsdir"
+  database: ""
+  zonelistfile: "$dnsdir/zone.list"
+  xfrdfile: "$dnsdir/xfrd.state"
+  pidfile: "$dnsdir/nsd.pid"
+  logfile: "$dnsdir/nsd.log"
+remote-control:
+  control-enable: no
+zone:
+  name: "example.test"
+  zonefile: "example.test.zone.signed"
+CONF
+# A validating resolver as README describes, with a private trust anchor
+# and the zone's server as a stub; test. is otherwise one of Unbound's
+# default local (empty) zones.
+cat >"$dnsdir/unbound.conf" <<CONF
+server:
+  interface: 127.0.0.1
+  port: $P_UNBOUND
+  do-daemonize: no
+  username: ""
+  chroot: ""
+  directory: "$dnsdir"
+  pidfile: "$dnsdir/unbound.pid"
+  use-syslog: no
+  logfile: ""
+  do-not-query-localhost: no
+  access-control: 127.0.0.0/8 allow
+  module-config: "validator iterator"
+  trust-anchor-file: "$dnsdir/anchor"
+  local-zone: "test." nodefault
+  val-log-level: 2
+remote-control:
+  control-enable: no
+stub-zone:
+  name: "example.test."
+  stub-addr: 127.0.0.1@$P_NSD
+CONF
+nsd -d -c "$dnsdir/nsd.conf" >"$dnsdir/nsd.out" 2>&1 &
+bg_pids+=($!)
+unbound -c "$dnsdir/unbound.conf" >"$dnsdir/unbound.out" 2>&1 &
+bg_pids+=($!)
+ad=""
+for _ in $(seq 50); do
+  ad=$(drill -D -p "$P_UNBOUND" @127.0.0.1 _25._tcp.mx.example.test TLSA 2>/dev/null | grep '^;; flags:' || true)
+  [[ $ad == *" ad "* ]] && break
+  sleep 0.1
+done
+[[ $ad == *" ad "* ]] || { cat "$dnsdir"/*.out "$dnsdir/nsd.log" >&2; fail "Unbound did not validate the TLSA record: ${ad:-no answer}"; }
+echo "interop: Unbound validates the signed zone served by NSD (AD set on the TLSA answer)"
+
+# The sending facteur, in a folder of its own, asking Unbound.
+mkdir "$work/sender"
+: >"$work/sender/users"
+cat >"$work/sender/facteur.toml" <<CONF
+hostname = "sender.test"
+domains = ["sender.test"]
+data_dir = "var"
+run_as_root = true
+dns = "127.0.0.1:$P_UNBOUND"
+[listen]
+smtp = ["127.0.0.1:$S_SMTP"]
+smtps = ["127.0.0.1:$S_SMTPS"]
+relay = ["127.0.0.1:$S_RELAY"]
+submission = ["127.0.0.1:$S_SUBMIT"]
+[outbound]
+port = $P_SMTP
+min_backoff = "1s"
+max_backoff = "2s"
+[log]
+level = "info"
+CONF
+(cd "$work/sender" && exec ../facteur serve --config facteur.toml) >"$work/sender.out" 2>&1 &
+bg_pids+=($!)
+for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$S_RELAY") 2>/dev/null && break; sleep 0.1; done
+sender_fail() { tail -20 "$work/sender.out" >&2; fail "$@"; }
+sender_queue() { (cd "$work/sender" && ../facteur queue --config facteur.toml list); }
+relay() { swaks --silent 2 --server "127.0.0.1:$S_RELAY" --helo client.test --from alice@sender.test --to "$1" >/dev/null ||
+  sender_fail "the sender's relay refused a message to $1"; }
+
+mailbox="$work/var/mail/bob/Maildir/new"
+relay bob@example.test
+for _ in $(seq 100); do [ -n "$(ls "$mailbox" 2>/dev/null)" ] && break; sleep 0.2; done
+[ "$(ls "$mailbox" 2>/dev/null | wc -l)" -eq 1 ] || sender_fail "not delivered to the MX whose TLSA record matches"
+grep -q 'msg=delivery.*tls=dane' "$work/sender.out" || sender_fail "delivered, but not under DANE"
+echo "interop: delivered under DANE to the MX whose validated TLSA record matches its certificate"
+
+relay bob@bad.example.test
+q=""
+for _ in $(seq 100); do
+  q=$(sender_queue)
+  [[ $q == *"dane: mx2.example.test"* ]] && break
+  sleep 0.2
+done
+[[ $q == *"dane: mx2.example.test"*"no TLSA record"* ]] || sender_fail "not held back by the mismatching TLSA record: $q"
+sleep 2 # a retry, which must not go through either
+[ "$(ls "$mailbox" | wc -l)" -eq 1 ] || fail "the MX got a message its TLSA record does not allow"
+echo "interop: held in the queue for a TLSA record that matches nothing: $(grep -o 'dane: .*' <<<"$q")"
+stop_facteur
+echo "interop dane: ok"
