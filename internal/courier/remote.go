@@ -17,7 +17,8 @@ type Remote struct {
 func (r Remote) Deliver(ctx context.Context, domain string, parcels []*queue.Parcel) [][]queue.Result {
 	msgs := make([]*remote.Message, len(parcels))
 	for i, p := range parcels {
-		m := &remote.Message{ID: p.ID, From: p.From, Rcpts: p.Rcpts, Size: p.Size, EightBit: p.EightBit, SMTPUTF8: p.SMTPUTF8}
+		m := &remote.Message{ID: p.ID, From: p.From, Rcpts: p.Rcpts, Size: p.Size, EightBit: p.EightBit, SMTPUTF8: p.SMTPUTF8,
+			TLSReport: p.TLSReport}
 		m.Open = func() (io.ReadCloser, error) {
 			rc, err := p.Open()
 			m.Size = p.Size // Open may have grown it: a DKIM signature goes first

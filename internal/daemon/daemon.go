@@ -40,6 +40,7 @@ import (
 	"facteur/internal/smtpd"
 	"facteur/internal/srs"
 	"facteur/internal/tlsconf"
+	"facteur/internal/tlsrpt"
 	"facteur/internal/users"
 )
 
@@ -56,7 +57,10 @@ type Daemon struct {
 	smtp       *smtpd.Server
 	queue      *queue.Queue
 	remote     *remote.Client
-	ctl        net.Listener
+	// reports counts TLS sessions and sends the daily TLS reports; nil
+	// when outbound.tls_reports is off.
+	reports *tlsrpt.Reporter
+	ctl     net.Listener
 	// metrics serves /metrics and /healthz; nil when off.
 	metrics  *http.Server
 	stopping atomic.Bool
@@ -140,8 +144,14 @@ func Start(cfg *config.Config, logs *logging.Log, readConfig func() (*config.Con
 			return nil, fmt.Errorf("inbound.rspamd: %w", err)
 		}
 	}
+	if d.reports, err = openReports(cfg, dnsc, func() *queue.Queue { return d.queue }, log); err != nil {
+		return nil, err
+	}
 	if d.queue, d.remote, err = openQueue(cfg, log, dnsc, store, d.users, sign, m); err != nil {
 		return nil, err
+	}
+	if d.reports != nil {
+		d.remote.Sessions = d.reports.Counter.Add
 	}
 	if d.ctl, err = ctl.Listen(cfg.DataDir, d.queue, log); err != nil {
 		return nil, err
@@ -288,9 +298,16 @@ func (d *Daemon) Run(ctx context.Context) error {
 	queueDone := make(chan struct{})
 	go func() { d.queue.Run(qctx); close(queueDone) }()
 	go d.pickup(qctx)
+	reportsDone := make(chan struct{})
+	if d.reports != nil {
+		go func() { d.reports.Run(qctx); close(reportsDone) }()
+	} else {
+		close(reportsDone)
+	}
 	defer func() {
 		stopQueue()
 		<-queueDone
+		<-reportsDone    // the counts written
 		d.remote.Close() // QUIT the connections kept for reuse
 	}()
 

@@ -32,6 +32,9 @@ type Parcel struct {
 	// DKIM: the message is ours or our users' (Origin.Signs), to be
 	// signed when it leaves for another domain.
 	DKIM bool
+	// TLSReport: the message is a TLS report (Origin FromTLSReport), whose
+	// delivery is not counted in the next ones.
+	TLSReport bool
 }
 
 // Status is the outcome of one attempt for one recipient.

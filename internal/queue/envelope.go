@@ -30,6 +30,7 @@ const (
 	FromFacteur    Origin = "facteur"    // written here: bounces and delay warnings
 	FromMX         Origin = "mx"         // an MX listener: another domain's mail, never signed by us
 	FromForward    Origin = "forward"    // an MX listener's mail forwarded by an alias, or a bounce to an SRS address: never signed
+	FromTLSReport  Origin = "tls-report" // a TLS report (RFC 8460) written here
 )
 
 // Signs reports whether mail of this origin is DKIM-signed when its From
@@ -40,7 +41,7 @@ func (o Origin) Signs() bool { return o != FromMX && o != FromForward }
 
 func (o Origin) valid() bool {
 	switch o {
-	case FromRelay, FromSubmission, FromSendmail, FromFacteur, FromMX, FromForward:
+	case FromRelay, FromSubmission, FromSendmail, FromFacteur, FromMX, FromForward, FromTLSReport:
 		return true
 	}
 	return false

@@ -301,7 +301,7 @@ func (q *Queue) startJob(ctx context.Context, domain string, dw *domainWork, bat
 	for i, it := range batch {
 		env, off := it.e.env, it.e.off
 		p := &Parcel{ID: env.ID, From: env.From, Size: env.Size, EightBit: env.EightBit, SMTPUTF8: env.SMTPUTF8,
-			DKIM: env.Origin.Signs(),
+			DKIM: env.Origin.Signs(), TLSReport: env.Origin == FromTLSReport,
 			Open: func() (io.ReadCloser, error) { return q.sp.open(env.ID, off, env.Size) }}
 		for _, r := range it.rcpts {
 			p.Rcpts = append(p.Rcpts, env.Rcpts[r].Addr)

@@ -39,7 +39,7 @@ func (c *Client) Deliver(ctx context.Context, domain string, msgs []*Message) []
 			r := Result{Status: Transient, Enhanced: "4.7.5", Host: h.Name, TLSPolicy: ht.name(),
 				Text: fmt.Sprintf("%s: %s: %v", ht.why(), h.Name, ht.Refuse)}
 			c.log().Info("host refused by TLS policy", "host", h.Name, "ids", d.openIDs(), "err", r.Text)
-			c.report(domain, h.Name, netip.Addr{}, netip.Addr{}, ht, ht.Refuse)
+			c.report(d, domain, h.Name, netip.Addr{}, netip.Addr{}, ht, ht.Refuse)
 			d.failOpen(r)
 			continue
 		}
@@ -72,7 +72,7 @@ func (c *Client) attempt(ctx context.Context, d *delivery, domain, host string, 
 	}
 	s, err := c.connect(ctx, host, addr, ht)
 	if tlsErr := (*tlsError)(nil); errors.As(err, &tlsErr) {
-		c.report(domain, host, tlsErr.local, addr, ht, err)
+		c.report(d, domain, host, tlsErr.local, addr, ht, err)
 		if ht.Mode == Opportunistic {
 			log.Warn("STARTTLS failed, delivering in plaintext", "err", err)
 			plain := ht
@@ -85,7 +85,7 @@ func (c *Client) attempt(ctx context.Context, d *delivery, domain, host string, 
 		r.Host, r.TLSPolicy = host, ht.name()
 		r.Text = fmt.Sprintf("%s[%s]: %s", host, addr, r.Text)
 		if errors.Is(err, errNoSTARTTLS) {
-			c.report(domain, host, netip.Addr{}, addr, ht, err)
+			c.report(d, domain, host, netip.Addr{}, addr, ht, err)
 		}
 		if policyFailure(err) {
 			r.Text = ht.why() + ": " + r.Text
@@ -99,7 +99,7 @@ func (c *Client) attempt(ctx context.Context, d *delivery, domain, host string, 
 		if !s.tls {
 			failure = errNoSTARTTLS
 		}
-		c.report(domain, host, s.local(), addr, ht, failure)
+		c.report(d, domain, host, s.local(), addr, ht, failure)
 	}
 	c.run(s, d)
 }

@@ -11,6 +11,16 @@ type delivery struct {
 	rcpts [][]string
 }
 
+// onlyReports tells whether every message still open is a TLS report.
+func (d *delivery) onlyReports() bool {
+	for i, m := range d.msgs {
+		if d.open[i] && !m.TLSReport {
+			return false
+		}
+	}
+	return true
+}
+
 // newDelivery prepares the state and refuses addresses that cannot be
 // written on the wire at all.
 func newDelivery(msgs []*Message) *delivery {

@@ -75,9 +75,10 @@ func (c *Client) hostTLS(ctx context.Context, domain string, hosts []mx.Host) []
 	return out
 }
 
-// report hands one session's outcome to the Client's Sessions hook.
-func (c *Client) report(domain, host string, local, addr netip.Addr, ht HostTLS, err error) {
-	if c.Sessions == nil {
+// report hands one session's outcome to the Client's Sessions hook, unless
+// the session is for TLS reports alone.
+func (c *Client) report(d *delivery, domain, host string, local, addr netip.Addr, ht HostTLS, err error) {
+	if c.Sessions == nil || d.onlyReports() {
 		return
 	}
 	s := tlsrpt.Session{Policy: ht.Report, SendingIP: local, ReceivingIP: addr, ReceivingMX: host}

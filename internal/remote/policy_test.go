@@ -148,3 +148,27 @@ func TestPolicyAudit(t *testing.T) {
 		t.Errorf("sessions %q", got)
 	}
 }
+
+// A session that carries only TLS reports is not reported, so that reports
+// on a failing domain do not feed the next ones; one that also carries
+// other mail is.
+func TestPolicyDoesNotReportReportDeliveries(t *testing.T) {
+	e := newEnv(t)
+	e.client.IdleTimeout = -1 // a new session, and its report, per call
+	mx1 := e.mx1(t, smtptest.MXOptions{})
+	p := withPolicies(e, map[string]HostTLS{"mx1.example.test": {Mode: Opportunistic}})
+	report := func(id string) *Message {
+		m := newMsg(id, "tls@example.test")
+		m.TLSReport = true
+		return m
+	}
+	e.deliverSingle(report("r1"), report("r2"))
+	if got := p.failures(); len(got) != 0 {
+		t.Errorf("sessions %q for reports alone, want none", got)
+	}
+	e.deliverSingle(report("r3"), newMsg("q1", "alice@example.test"))
+	if got := p.failures(); len(got) != 1 || got[0] != "mx1.example.test:starttls-not-supported" {
+		t.Errorf("sessions %q, want the session with other mail", got)
+	}
+	wantCounts(t, mx1, nil, 4, 0)
+}

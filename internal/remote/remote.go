@@ -115,6 +115,12 @@ type Message struct {
 
 	EightBit bool // the body needs 8BITMIME
 	SMTPUTF8 bool // the message needs SMTPUTF8 (non-ASCII addresses always do)
+
+	// TLSReport: the message is a TLS report. A session that carries only
+	// reports is not told to Client.Sessions, so that a report on a domain
+	// whose servers fail TLS does not add to the next one: RFC 8460 asks
+	// that the delivery of reports not be reported.
+	TLSReport bool
 }
 
 // Status is the outcome for one recipient.
