@@ -4,12 +4,19 @@ import (
 	"strings"
 
 	"github.com/emersion/go-smtp"
+
+	"facteur/internal/srs"
 )
 
 // RFC 5321 4.5.3.1.1 and 4.5.3.1.2.
 const (
 	maxLocalPart = 64
 	maxDomain    = 255
+	// An SRS address holds a whole address in its local part, so a
+	// bounce to the address we forwarded a long one from may exceed
+	// maxLocalPart: it is taken, as RFC 5321 asks of longer local parts
+	// where possible.
+	maxSRSLocal = 32 + maxLocalPart + maxDomain
 )
 
 // splitAddress takes a path as go-smtp hands it over (brackets and source
@@ -23,7 +30,7 @@ func splitAddress(addr string) (local, domain string, err *smtp.SMTPError) {
 	}
 	local, domain = addr[:i], strings.TrimSuffix(strings.ToLower(addr[i+1:]), ".")
 	switch {
-	case len(local) > maxLocalPart:
+	case len(local) > maxLocalPart && !(srs.Is(local) && len(local) <= maxSRSLocal):
 		return "", "", reply(501, 1, 3, "Local part longer than %d octets", maxLocalPart)
 	case len(domain) > maxDomain || domain == "":
 		return "", "", reply(501, 1, 3, "Domain empty or longer than %d octets", maxDomain)

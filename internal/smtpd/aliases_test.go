@@ -91,6 +91,15 @@ func TestBounceToSRSAddress(t *testing.T) {
 	if strings.Contains(q[0].data, "Delivered-To:") {
 		t.Errorf("a bounce passed on names our SRS address:\n%s", q[0].data)
 	}
+	// A long sender makes a local part past 64 octets; its bounce is taken.
+	long := strings.Repeat("l", 60) + "@" + strings.Repeat("d", 50) + ".example.org"
+	addr2, _ := r.Forward(long, time.Now())
+	if code, text := c.send("", []string{addr2}, msg); code != 250 {
+		t.Fatalf("bounce to %s: %d %s", addr2, code, text)
+	}
+	if q := e.queue.all(); len(q) != 2 || q[1].m.Rcpts[0] != long {
+		t.Fatalf("queued: %+v", q)
+	}
 	// Forged: another sender under the same signature; another key.
 	local, _, _ := strings.Cut(addr, "@")
 	forged := strings.Replace(local, "=sender", "=victim", 1) + "@mx.example.test"
