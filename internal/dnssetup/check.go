@@ -15,6 +15,7 @@ import (
 	"facteur/internal/auth"
 	"facteur/internal/dkim"
 	"facteur/internal/resolver"
+	"facteur/internal/tlsrpt"
 	"facteur/internal/zone"
 )
 
@@ -52,7 +53,7 @@ type Resolver interface {
 
 // Check asks r whether DNS says what Records would publish, and what
 // receivers look for: the host's addresses and their reverse DNS, then for
-// each domain its MX, SPF, DKIM and DMARC records. It gives report one
+// each domain its MX, SPF, DKIM, DMARC and TLSRPT records. It gives report one
 // Result per check, as soon as it is known.
 func (s *Setup) Check(ctx context.Context, r Resolver, domains []string, report func(Result)) {
 	c := &checker{Setup: s, ctx: ctx, r: r, report: report, keys: map[string]bool{}}
@@ -68,6 +69,7 @@ func (s *Setup) Check(ctx context.Context, r Resolver, domains []string, report 
 		if rec := c.dmarc(d); rec != nil {
 			c.alignment(d, rec, keys, spfPass)
 		}
+		c.tlsrpt(d)
 	}
 }
 
@@ -372,6 +374,28 @@ func (c *checker) dmarcRecords(domain string) ([]string, string, error) {
 			return recs, at, nil
 		}
 		at = auth.OrgDomain(domain)
+	}
+}
+
+// tlsrpt checks the domain's TLSRPT record, which is optional: without
+// one, senders keep their TLS failures to themselves.
+func (c *checker) tlsrpt(domain string) {
+	name := tlsrpt.RecordName(domain)
+	subject := domain + " TLSRPT"
+	fix := tlsrptRecord(domain).Line
+	txts, err := c.r.LookupTXT(c.ctx, name)
+	if c.lookupFailed(subject, err) {
+		return
+	}
+	rec, err := tlsrpt.FindRecord(txts)
+	switch {
+	case errors.Is(err, tlsrpt.ErrNoRecord):
+		c.say(Warn, subject, "no record at %s: senders do not report when they cannot deliver to %s securely; to hear of it, publish %s",
+			name, domain, fix)
+	case err != nil:
+		c.say(Fail, subject, "%v, so senders send no report; fix: publish only %s", err, fix)
+	default:
+		c.say(OK, subject, "reports to %s", strings.Join(slices.Concat(rec.Mailto, rec.Other), ", "))
 	}
 }
 

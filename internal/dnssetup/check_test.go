@@ -155,6 +155,8 @@ func TestPublishedRecordsPassCheck(t *testing.T) {
 		`_dmarc.example.test. IN TXT "v=DMARC1; p=reject; rua=mailto:postmaster@example.test"` + "\n",
 		"p=quarantine",
 		`_dmarc.sub.example.test. IN TXT "v=DMARC1; p=reject; rua=mailto:postmaster@sub.example.test"` + "\n",
+		`_smtp._tls.example.test. IN TXT "v=TLSRPTv1; rua=mailto:postmaster@example.test"` + "\n",
+		`_smtp._tls.sub.example.test. IN TXT "v=TLSRPTv1; rua=mailto:postmaster@sub.example.test"` + "\n",
 		"; DKIM: mail from sub.example.test is signed with the key at e._domainkey.example.test, above\n",
 	} {
 		if !strings.Contains(text, want) {
@@ -172,6 +174,7 @@ func TestPublishedRecordsPassCheck(t *testing.T) {
 		"example.test DKIM r._domainkey.example.test", "example.test DMARC", "example.test DMARC alignment",
 		"sub.example.test MX", "sub.example.test SPF", "sub.example.test DKIM e._domainkey.example.test",
 		"sub.example.test DMARC", "sub.example.test DMARC alignment",
+		"example.test TLSRPT", "sub.example.test TLSRPT",
 	} {
 		if got[subject].Status != OK || got[subject].Subject == "" {
 			t.Errorf("%s: %v, want ok", subject, got[subject])
@@ -233,6 +236,14 @@ func TestCheckFindsBrokenRecords(t *testing.T) {
 			d.Remove("_dmarc.example.test", dns.TypeTXT)
 			d.TXT("_dmarc.example.test", "v=DMARC1; p=sometimes")
 		}, []string{"example.test DMARC"}, "does not parse"},
+		{"two TLSRPT records", func(d *smtptest.DNSServer) {
+			d.TXT("_smtp._tls.example.test", "v=TLSRPTv1; rua=mailto:tls@example.test")
+		},
+			[]string{"example.test TLSRPT"}, `2 TLSRPT records, where one is allowed, so senders send no report; fix: publish only _smtp._tls.example.test. IN TXT "v=TLSRPTv1; rua=mailto:postmaster@example.test"`},
+		{"TLSRPT without an address", func(d *smtptest.DNSServer) {
+			d.Remove("_smtp._tls.example.test", dns.TypeTXT)
+			d.TXT("_smtp._tls.example.test", "v=TLSRPTv1; rua=postmaster@example.test")
+		}, []string{"example.test TLSRPT"}, `rua "postmaster@example.test" is no URI`},
 		{"no PTR", func(d *smtptest.DNSServer) { d.Remove("25.2.0.192.in-addr.arpa", dns.TypePTR) },
 			[]string{"192.0.2.25 PTR"}, "no PTR record"},
 		{"PTR naming another host", func(d *smtptest.DNSServer) {
@@ -302,6 +313,9 @@ func TestCheckWarns(t *testing.T) {
 		{"TLSA in an unsigned zone", publicListen, true, func(d *smtptest.DNSServer) {
 			d.Secure("_25._tcp.mx.example.test", false)
 		}, "_25._tcp.mx.example.test TLSA", []string{"example.test MX"}},
+		{"no TLSRPT", publicListen, true, func(d *smtptest.DNSServer) {
+			d.Remove("_smtp._tls.example.test", dns.TypeTXT)
+		}, "example.test TLSRPT", []string{"example.test DMARC"}},
 		{"no TLSA", publicListen, true, func(d *smtptest.DNSServer) {
 			d.Remove("_25._tcp.mx.example.test", dns.TypeTLSA)
 		}, "_25._tcp.mx.example.test TLSA", []string{"example.test MX"}},

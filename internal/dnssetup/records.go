@@ -9,6 +9,7 @@ import (
 	"github.com/miekg/dns"
 
 	"facteur/internal/dkim"
+	"facteur/internal/tlsrpt"
 	"facteur/internal/zone"
 )
 
@@ -27,7 +28,7 @@ type Section struct {
 }
 
 // Records lists what the operator publishes: the host's addresses and
-// reverse DNS, then each domain's MX, SPF, DKIM and DMARC records.
+// reverse DNS, then each domain's MX, SPF, DKIM, DMARC and TLSRPT records.
 func (s *Setup) Records(domains []string) []Section {
 	host := Section{Title: s.Hostname + ": the mail host, named in HELO and by the MX records"}
 	host.Records = append(s.addrRecords(), s.ptrRecords()...)
@@ -50,7 +51,7 @@ func (s *Setup) Records(domains []string) []Section {
 			published[k.Name()] = true
 			sec.Records = append(sec.Records, dkimRecord(k, d))
 		}
-		sec.Records = append(sec.Records, dmarcRecord(d))
+		sec.Records = append(sec.Records, dmarcRecord(d), tlsrptRecord(d))
 		out = append(out, sec)
 	}
 	return out
@@ -187,6 +188,16 @@ func dmarcRecord(domain string) Record {
 			"to start carefully, publish p=none (reports only) or p=quarantine (to Junk) first, "+
 			"and p=reject once the reports to postmaster@%s are clean", domain, domain),
 		Line: zone.TXT("_dmarc."+domain, "v=DMARC1; p=reject; rua=mailto:postmaster@"+domain),
+	}
+}
+
+// tlsrptRecord asks the servers that send to domain for their daily TLS
+// reports (RFC 8460), at postmaster, which every domain has.
+func tlsrptRecord(domain string) Record {
+	return Record{
+		Comment: fmt.Sprintf("TLS reports: servers that send mail to %s report daily how many sessions with facteur were secured "+
+			"and why the others failed (RFC 8460), to postmaster@%s; any address will do (an alias, a dedicated mailbox)", domain, domain),
+		Line: zone.TXT(tlsrpt.RecordName(domain), "v=TLSRPTv1; rua=mailto:postmaster@"+domain),
 	}
 }
 

@@ -1,7 +1,7 @@
 // Package dnssetup knows the DNS records a domain needs for its mail to be
 // delivered to facteur and trusted when facteur sends it (MX, A/AAAA, PTR,
-// SPF, DKIM, DMARC): it writes them for the operator to publish, and checks
-// what a resolver answers against them.
+// SPF, DKIM, DMARC, and the TLSRPT address of RFC 8460): it writes them for
+// the operator to publish, and checks what a resolver answers against them.
 package dnssetup
 
 import (

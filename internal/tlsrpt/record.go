@@ -22,7 +22,8 @@ var ErrNoRecord = errors.New("no TLSRPT record")
 // FindRecord picks the TLSRPT record among a name's TXT records (each
 // one's strings joined) and parses it. RFC 8460 3: the records that do
 // not start with the version are ignored, and unless exactly one is left
-// the domain asks for no reports.
+// the domain asks for no reports: ErrNoRecord when none is, an error that
+// says so when there are several.
 func FindRecord(txts []string) (*Record, error) {
 	var found []string
 	for _, t := range txts {
@@ -36,7 +37,7 @@ func FindRecord(txts []string) (*Record, error) {
 	case 1:
 		return ParseRecord(found[0])
 	}
-	return nil, fmt.Errorf("%w: %d records, where one is allowed", ErrNoRecord, len(found))
+	return nil, fmt.Errorf("%d TLSRPT records, where one is allowed", len(found))
 }
 
 // ParseRecord reads "v=TLSRPTv1; rua=mailto:a@example.org,https://...".

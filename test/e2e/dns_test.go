@@ -61,8 +61,8 @@ smtps = ["[2001:db8::25]:465"]
 	if err := zp.Err(); err != nil {
 		t.Fatalf("dns records is not a zone file: %v\n%s", err, out)
 	}
-	// A, AAAA, 2 PTR, TLSA, MX, SPF + 2 DKIM + DMARC.
-	if types["A"] != 1 || types["AAAA"] != 1 || types["PTR"] != 2 || types["TLSA"] != 1 || types["MX"] != 1 || types["TXT"] != 4 {
+	// A, AAAA, 2 PTR, TLSA, MX, SPF + 2 DKIM + DMARC + TLSRPT.
+	if types["A"] != 1 || types["AAAA"] != 1 || types["PTR"] != 2 || types["TLSA"] != 1 || types["MX"] != 1 || types["TXT"] != 5 {
 		t.Fatalf("records %v:\n%s", types, out)
 	}
 
@@ -71,8 +71,8 @@ smtps = ["[2001:db8::25]:465"]
 		t.Fatalf("dns check of the published records: exit %d\n%s", code, out)
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) != 10 { // host, 2 PTR, TLSA, MX, SPF, 2 DKIM, DMARC, alignment
-		t.Errorf("%d checks, want 10:\n%s", len(lines), out)
+	if len(lines) != 11 { // host, 2 PTR, TLSA, MX, SPF, 2 DKIM, DMARC, alignment, TLSRPT
+		t.Errorf("%d checks, want 11:\n%s", len(lines), out)
 	}
 	for _, l := range lines {
 		if !strings.HasPrefix(l, "ok    ") {
@@ -82,6 +82,7 @@ smtps = ["[2001:db8::25]:465"]
 
 	srv.Remove("e._domainkey.example.test", dns.TypeTXT)
 	srv.Remove("_dmarc.example.test", dns.TypeTXT)
+	srv.Remove("_smtp._tls.example.test", dns.TypeTXT)
 	code, out = in.runAs(binary, "", "dns", "check", "--config", "dns.toml", "example.test")
 	if code != 1 {
 		t.Errorf("dns check without a DKIM and a DMARC record: exit %d, want 1\n%s", code, out)
@@ -91,6 +92,8 @@ smtps = ["[2001:db8::25]:465"]
 		"\nok    example.test DKIM r._domainkey.example.test: the 2048-bit RSA key of ",
 		"\nFAIL  example.test DMARC: no record at _dmarc.example.test; fix: publish _dmarc.example.test. IN TXT",
 		"\nok    example.test SPF: \"v=spf1 ip4:192.0.2.25 ip6:2001:db8::25 -all\" passes 192.0.2.25, 2001:db8::25\n",
+		"\nwarn  example.test TLSRPT: no record at _smtp._tls.example.test: senders do not report when they cannot deliver " +
+			"to example.test securely; to hear of it, publish _smtp._tls.example.test. IN TXT \"v=TLSRPTv1; rua=mailto:postmaster@example.test\"",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
