@@ -22,6 +22,7 @@ type call struct {
 	froms  []string
 	rcpts  [][]string
 	dkim   []bool
+	report []bool   // Parcel.TLSReport
 	data   [][]byte // what msg.Open() gave, read whole
 }
 
@@ -143,6 +144,7 @@ func (f *fakeCourier) Deliver(ctx context.Context, domain string, msgs []*Parcel
 		c.froms = append(c.froms, m.From)
 		c.rcpts = append(c.rcpts, slices.Clone(m.Rcpts))
 		c.dkim = append(c.dkim, m.DKIM)
+		c.report = append(c.report, m.TLSReport)
 	}
 	f.mu.Lock()
 	f.n[domain]++

@@ -387,7 +387,8 @@ func TestDelayWarningOnce(t *testing.T) {
 
 // TestOriginDecidesSigning: the origin is kept in the envelope, and mail
 // that came in from another domain's server is never handed over for
-// signing; an envelope from before origins were kept is.
+// signing; an envelope from before origins were kept is. A TLS report is
+// signed, and handed over as one.
 func TestOriginDecidesSigning(t *testing.T) {
 	dir := t.TempDir()
 	legacy := &Envelope{ID: NewID(), From: "a@sender.test", Arrival: time.Now(), Rcpts: []Rcpt{{Addr: "old@dest.test", State: Pending}}}
@@ -395,7 +396,7 @@ func TestOriginDecidesSigning(t *testing.T) {
 	tr := newFake()
 	q := openQueue(t, testConfig(dir, tr))
 	ids := map[Origin]string{"": legacy.ID}
-	for _, o := range []Origin{FromMX, FromSubmission} {
+	for _, o := range []Origin{FromMX, FromSubmission, FromTLSReport} {
 		ids[o] = NewID()
 		if err := q.Enqueue(Message{Origin: o, ID: ids[o], From: "a@sender.test", Rcpts: []string{string(o) + "@dest.test"}}, nil,
 			strings.NewReader("From: a@sender.test\r\n\r\nx\r\n"), nil); err != nil {
@@ -406,11 +407,14 @@ func TestOriginDecidesSigning(t *testing.T) {
 		}
 	}
 	run(t, q)
-	waitFor(t, "three deliveries", func() bool { return len(tr.deliveries()) == 3 })
+	waitFor(t, "four deliveries", func() bool { return len(tr.deliveries()) == 4 })
 	for _, c := range tr.callList() {
 		for i, id := range c.ids {
 			if want := id != ids[FromMX]; c.dkim[i] != want {
 				t.Errorf("message to %s: DKIM %t, want %t", c.rcpts[i], c.dkim[i], want)
+			}
+			if want := id == ids[FromTLSReport]; c.report[i] != want {
+				t.Errorf("message to %s: TLSReport %t, want %t", c.rcpts[i], c.report[i], want)
 			}
 		}
 	}
