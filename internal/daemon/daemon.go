@@ -31,6 +31,7 @@ import (
 	"facteur/internal/logging"
 	"facteur/internal/maildir"
 	"facteur/internal/metrics"
+	"facteur/internal/mtasts"
 	"facteur/internal/mx"
 	"facteur/internal/passwd"
 	"facteur/internal/queue"
@@ -60,7 +61,10 @@ type Daemon struct {
 	// reports counts TLS sessions and sends the daily TLS reports; nil
 	// when outbound.tls_reports is off.
 	reports *tlsrpt.Reporter
-	ctl     net.Listener
+	// sts caches the MTA-STS policies of recipient domains; nil when
+	// outbound.mta_sts is off.
+	sts *mtasts.Cache
+	ctl net.Listener
 	// metrics serves /metrics and /healthz; nil when off.
 	metrics  *http.Server
 	stopping atomic.Bool
@@ -147,7 +151,13 @@ func Start(cfg *config.Config, logs *logging.Log, readConfig func() (*config.Con
 	if d.reports, err = openReports(cfg, dnsc, func() *queue.Queue { return d.queue }, log); err != nil {
 		return nil, err
 	}
-	if d.queue, d.remote, err = openQueue(cfg, log, dnsc, store, d.users, sign, m); err != nil {
+	if cfg.Outbound.MTASTS {
+		d.sts, err = mtasts.Open(mtasts.Config{Dir: filepath.Join(cfg.DataDir, "mta-sts"), Resolver: dnsc, Log: log})
+		if err != nil {
+			return nil, err
+		}
+	}
+	if d.queue, d.remote, err = openQueue(cfg, log, dnsc, store, d.users, sign, m, d.sts); err != nil {
 		return nil, err
 	}
 	if d.reports != nil {
@@ -248,7 +258,7 @@ func (d *Daemon) signingKeys() (*dkim.Keys, time.Duration) {
 }
 
 func openQueue(cfg *config.Config, log *slog.Logger, dnsc *resolver.Resolver, store *maildir.Store, u func() *users.Map,
-	sign *signer, m *metrics.Metrics) (*queue.Queue, *remote.Client, error) {
+	sign *signer, m *metrics.Metrics, sts *mtasts.Cache) (*queue.Queue, *remote.Client, error) {
 	policy, err := remote.ParsePolicy(cfg.Outbound.TLS)
 	if err != nil {
 		return nil, nil, fmt.Errorf("outbound.tls: %w", err)
@@ -258,7 +268,7 @@ func openQueue(cfg *config.Config, log *slog.Logger, dnsc *resolver.Resolver, st
 		Port:           cfg.Outbound.Port,
 		HeloName:       cfg.Hostname,
 		TLS:            policy,
-		Policies:       tlsPolicies(cfg, log, dnsc, policy),
+		Policies:       tlsPolicies(cfg, log, dnsc, policy, sts),
 		ConnectTimeout: cfg.Outbound.ConnectTimeout.Duration,
 		NoPipelining:   !cfg.Outbound.Pipelining,
 		Log:            log,
@@ -304,10 +314,17 @@ func (d *Daemon) Run(ctx context.Context) error {
 	} else {
 		close(reportsDone)
 	}
+	stsDone := make(chan struct{})
+	if d.sts != nil {
+		go func() { d.sts.Run(qctx); close(stsDone) }()
+	} else {
+		close(stsDone)
+	}
 	defer func() {
 		stopQueue()
 		<-queueDone
-		<-reportsDone    // the counts written
+		<-reportsDone // the counts written
+		<-stsDone
 		d.remote.Close() // QUIT the connections kept for reuse
 	}()
 

@@ -5,14 +5,16 @@ import (
 
 	"facteur/internal/config"
 	"facteur/internal/dane"
+	"facteur/internal/mtasts"
 	"facteur/internal/remote"
 	"facteur/internal/resolver"
 	"facteur/internal/tlspolicy"
 )
 
 // tlsPolicies assembles how sessions with MX hosts are secured: DANE where
-// it applies, else outbound.tls (def).
-func tlsPolicies(cfg *config.Config, log *slog.Logger, dnsc *resolver.Resolver, def remote.Policy) *tlspolicy.Policies {
+// it applies, else the domain's MTA-STS policy in sts (nil when off), else
+// outbound.tls (def).
+func tlsPolicies(cfg *config.Config, log *slog.Logger, dnsc *resolver.Resolver, def remote.Policy, sts *mtasts.Cache) *tlspolicy.Policies {
 	p := &tlspolicy.Policies{Default: def}
 	switch {
 	case !cfg.Outbound.DANE:
@@ -24,6 +26,9 @@ func tlsPolicies(cfg *config.Config, log *slog.Logger, dnsc *resolver.Resolver, 
 			"or set outbound.dnssec_trusted if the path to it is secure", "dns", dnsc.Server())
 	default:
 		p.DANE = dane.Policy{Resolver: dnsc}.HostTLS
+	}
+	if sts != nil {
+		p.STS = tlspolicy.STS(sts.Get, def, nil, log)
 	}
 	return p
 }

@@ -1,0 +1,290 @@
+package mtasts
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"facteur/internal/resolver"
+	"facteur/internal/smtptest"
+)
+
+const enforce = "version: STSv1\nmode: enforce\nmx: *.sts.test\nmax_age: 86400\n"
+
+// policyServer serves a policy at https://mta-sts.<domain>/ on ip:443 and
+// counts the requests. Port 443 needs root, as the tests have in CI.
+type policyServer struct {
+	srv      *httptest.Server
+	requests atomic.Int32
+
+	mu       sync.Mutex
+	body     string
+	ctype    string
+	status   int
+	redirect string
+}
+
+func newPolicyServer(t *testing.T, ca *smtptest.CA, ip, body string) *policyServer {
+	t.Helper()
+	l, err := net.Listen("tcp", net.JoinHostPort(ip, "443"))
+	if err != nil {
+		t.Skipf("cannot listen on port 443 (root is needed): %v", err)
+	}
+	s := &policyServer{body: body, ctype: "text/plain; charset=utf-8", status: http.StatusOK}
+	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.requests.Add(1)
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if r.URL.Path != "/.well-known/mta-sts.txt" {
+			http.NotFound(w, r)
+			return
+		}
+		if s.redirect != "" {
+			http.Redirect(w, r, s.redirect, http.StatusFound)
+			return
+		}
+		w.Header().Set("Content-Type", s.ctype)
+		w.WriteHeader(s.status)
+		w.Write([]byte(s.body))
+	}))
+	s.srv.Listener.Close()
+	s.srv.Listener = l
+	s.srv.TLS = ca.ServerTLS()
+	s.srv.StartTLS()
+	t.Cleanup(s.srv.Close)
+	return s
+}
+
+func (s *policyServer) set(f func(s *policyServer)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f(s)
+}
+
+// world is a Cache asking a fake DNS, with a clock the test moves.
+type world struct {
+	t   *testing.T
+	dns *smtptest.DNSServer
+	res *resolver.Resolver
+	ca  *smtptest.CA
+	dir string
+	now time.Time
+	mu  sync.Mutex
+}
+
+func newWorld(t *testing.T) *world {
+	dns := smtptest.NewDNS(t)
+	res, err := resolver.New(dns.Addr(), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &world{t: t, dns: dns, res: res, ca: smtptest.NewCA(t, "mta-sts.sts.test"), dir: t.TempDir(),
+		now: time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)}
+}
+
+func (w *world) open() *Cache {
+	w.t.Helper()
+	c, err := Open(Config{Dir: w.dir, Resolver: w.res, RootCAs: w.ca.Pool(), Now: w.clock})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return c
+}
+
+func (w *world) clock() time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.now
+}
+
+func (w *world) advance(d time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.now = w.now.Add(d)
+}
+
+// publish makes sts.test announce a policy with id, served at ip.
+func (w *world) publish(ip, id string) {
+	w.dns.Remove("_mta-sts.sts.test", 16)
+	w.dns.TXT("_mta-sts.sts.test", "v=STSv1; id="+id+";")
+	w.dns.Remove("mta-sts.sts.test", 1)
+	w.dns.A("mta-sts.sts.test", ip)
+}
+
+func mode(r Result) string {
+	if r.Policy == nil {
+		return "none found"
+	}
+	return string(r.Policy.Mode)
+}
+
+func TestCacheFetchesOnceAndAgainOnNewID(t *testing.T) {
+	w := newWorld(t)
+	srv := newPolicyServer(t, w.ca, "127.83.0.1", enforce)
+	w.publish("127.83.0.1", "one")
+	c := w.open()
+	ctx := context.Background()
+	for range 5 {
+		if r := c.Get(ctx, "STS.test."); mode(r) != "enforce" || !r.Policy.Matches("mx1.sts.test") {
+			t.Fatalf("Get = %+v", r)
+		}
+	}
+	if n := srv.requests.Load(); n != 1 {
+		t.Errorf("%d HTTPS requests for 5 deliveries, want 1", n)
+	}
+	if n := w.dns.Queries("_mta-sts.sts.test"); n != 1 {
+		t.Errorf("%d TXT queries for 5 deliveries, want 1", n)
+	}
+	// The TXT answer outlives its TTL: asked again, same id, no fetch.
+	w.advance(10 * time.Minute)
+	c.Get(ctx, "sts.test")
+	if q, n := w.dns.Queries("_mta-sts.sts.test"), srv.requests.Load(); q != 2 || n != 1 {
+		t.Errorf("after the TTL: %d TXT queries, %d fetches; want 2, 1", q, n)
+	}
+	// A new id: fetched again, and the new policy applies.
+	srv.set(func(s *policyServer) { s.body = strings.Replace(enforce, "enforce", "testing", 1) })
+	w.publish("127.83.0.1", "two")
+	w.advance(10 * time.Minute)
+	if r := c.Get(ctx, "sts.test"); mode(r) != "testing" || srv.requests.Load() != 2 {
+		t.Errorf("new id: %s after %d fetches, want testing after 2", mode(r), srv.requests.Load())
+	}
+	// A domain without a TXT record has no policy, and no fetch.
+	if r := c.Get(ctx, "plain.test"); r.Policy != nil || r.Err != nil {
+		t.Errorf("plain.test: %+v", r)
+	}
+}
+
+func TestCacheOutlivesFetchFailureTXTLossAndRestart(t *testing.T) {
+	w := newWorld(t)
+	srv := newPolicyServer(t, w.ca, "127.83.0.2", enforce)
+	w.publish("127.83.0.2", "one")
+	ctx := context.Background()
+	if r := w.open().Get(ctx, "sts.test"); mode(r) != "enforce" {
+		t.Fatalf("Get = %+v", r)
+	}
+	srv.set(func(s *policyServer) { s.status = http.StatusServiceUnavailable })
+	// A new process, a new id, and the server fails: the cached policy
+	// still applies, from disk.
+	w.publish("127.83.0.2", "two")
+	c := w.open()
+	if r := c.Get(ctx, "sts.test"); mode(r) != "enforce" {
+		t.Errorf("fetch failed: %+v, want the cached enforce policy", r)
+	}
+	// Within the retry delay, no fetch again.
+	n := srv.requests.Load()
+	w.advance(time.Minute)
+	c.Get(ctx, "sts.test")
+	if srv.requests.Load() != n {
+		t.Error("a failed fetch was tried again at once")
+	}
+	// The TXT record gone, the policy still applies until it expires.
+	w.dns.Remove("_mta-sts.sts.test", 16)
+	w.advance(time.Hour)
+	if r := c.Get(ctx, "sts.test"); mode(r) != "enforce" {
+		t.Errorf("TXT gone: %+v, want the cached enforce policy", r)
+	}
+	w.advance(24 * time.Hour)
+	if r := c.Get(ctx, "sts.test"); r.Policy != nil {
+		t.Errorf("expired: %+v, want none", r)
+	}
+}
+
+func TestCacheFetchErrorWithoutCachedPolicy(t *testing.T) {
+	w := newWorld(t)
+	srv := newPolicyServer(t, w.ca, "127.83.0.3", "version: STSv1\nmode: enforce\nmax_age: 60\n")
+	w.publish("127.83.0.3", "one")
+	r := w.open().Get(context.Background(), "sts.test")
+	if r.Policy != nil || !errors.As(r.Err, new(*InvalidError)) {
+		t.Errorf("invalid policy: %+v, want an InvalidError", r)
+	}
+	srv.set(func(s *policyServer) { s.body, s.ctype = enforce, "text/html" })
+	w.advance(time.Hour)
+	if r := w.open().Get(context.Background(), "sts.test"); r.Policy != nil || r.Err == nil || !strings.Contains(r.Err.Error(), "not text/plain") {
+		t.Errorf("text/html: %+v", r)
+	}
+	if ents, _ := os.ReadDir(w.dir); len(ents) != 0 {
+		t.Errorf("cached %v", ents)
+	}
+}
+
+func TestRefresh(t *testing.T) {
+	w := newWorld(t)
+	srv := newPolicyServer(t, w.ca, "127.83.0.4", enforce)
+	w.publish("127.83.0.4", "one")
+	c := w.open()
+	ctx := context.Background()
+	c.Get(ctx, "sts.test")
+	c.Get(ctx, "plain.test")
+	c.Refresh(ctx)
+	if n := srv.requests.Load(); n != 1 {
+		t.Errorf("refreshed a fresh policy: %d fetches", n)
+	}
+	// Half the max_age later, the same id: fetched again, which renews
+	// the policy for a full max_age.
+	w.advance(12 * time.Hour)
+	c.Refresh(ctx)
+	if n := srv.requests.Load(); n != 2 {
+		t.Errorf("%d fetches, want the refresh's too", n)
+	}
+	w.advance(20 * time.Hour)
+	srv.set(func(s *policyServer) { s.status = http.StatusInternalServerError })
+	if r := c.Get(ctx, "sts.test"); mode(r) != "enforce" {
+		t.Errorf("32 hours after the first fetch: %+v, want the refreshed policy", r)
+	}
+	// Refreshes fail until the policy expires: it is forgotten, on disk too.
+	for range 4 {
+		w.advance(6 * time.Hour)
+		c.Refresh(ctx)
+	}
+	if _, err := os.Stat(filepath.Join(w.dir, "sts.test")); !os.IsNotExist(err) {
+		t.Errorf("expired policy still on disk: %v", err)
+	}
+	c.mu.Lock()
+	n := len(c.domains)
+	c.mu.Unlock()
+	if n != 0 {
+		t.Errorf("%d domains still in memory", n)
+	}
+}
+
+func TestFetch(t *testing.T) {
+	w := newWorld(t)
+	srv := newPolicyServer(t, w.ca, "127.83.0.5", enforce)
+	// Every name is the server's address.
+	addrs := func(context.Context, string) ([]netip.Addr, error) {
+		return []netip.Addr{netip.MustParseAddr("127.83.0.5")}, nil
+	}
+	client := NewClient(addrs, w.ca.Pool())
+	ctx := context.Background()
+	if _, err := Fetch(ctx, client, "sts.test"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		set  func(s *policyServer)
+		want string
+	}{
+		{"redirect", func(s *policyServer) { s.redirect = "https://mta-sts.sts.test/elsewhere" }, "302 Found"},
+		{"too large", func(s *policyServer) { s.redirect, s.body = "", enforce+strings.Repeat("#", MaxPolicy) }, "larger than"},
+		{"not found", func(s *policyServer) { s.body, s.status = enforce, http.StatusNotFound }, "404"},
+	} {
+		srv.set(c.set)
+		if _, err := Fetch(ctx, client, "sts.test"); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want %q", c.name, err, c.want)
+		}
+	}
+	// A certificate that is not for mta-sts.<domain>.
+	if _, err := Fetch(ctx, client, "other.test"); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("wrong name: %v", err)
+	}
+}
