@@ -3,15 +3,12 @@ package mtasts
 import (
 	"context"
 	"errors"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,56 +17,6 @@ import (
 )
 
 const enforce = "version: STSv1\nmode: enforce\nmx: *.sts.test\nmax_age: 86400\n"
-
-// policyServer serves a policy at https://mta-sts.<domain>/ on ip:443 and
-// counts the requests. Port 443 needs root, as the tests have in CI.
-type policyServer struct {
-	srv      *httptest.Server
-	requests atomic.Int32
-
-	mu       sync.Mutex
-	body     string
-	ctype    string
-	status   int
-	redirect string
-}
-
-func newPolicyServer(t *testing.T, ca *smtptest.CA, ip, body string) *policyServer {
-	t.Helper()
-	l, err := net.Listen("tcp", net.JoinHostPort(ip, "443"))
-	if err != nil {
-		t.Skipf("cannot listen on port 443 (root is needed): %v", err)
-	}
-	s := &policyServer{body: body, ctype: "text/plain; charset=utf-8", status: http.StatusOK}
-	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.requests.Add(1)
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if r.URL.Path != "/.well-known/mta-sts.txt" {
-			http.NotFound(w, r)
-			return
-		}
-		if s.redirect != "" {
-			http.Redirect(w, r, s.redirect, http.StatusFound)
-			return
-		}
-		w.Header().Set("Content-Type", s.ctype)
-		w.WriteHeader(s.status)
-		w.Write([]byte(s.body))
-	}))
-	s.srv.Listener.Close()
-	s.srv.Listener = l
-	s.srv.TLS = ca.ServerTLS()
-	s.srv.StartTLS()
-	t.Cleanup(s.srv.Close)
-	return s
-}
-
-func (s *policyServer) set(f func(s *policyServer)) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	f(s)
-}
 
 // world is a Cache asking a fake DNS, with a clock the test moves.
 type world struct {
@@ -130,7 +77,7 @@ func mode(r Result) string {
 
 func TestCacheFetchesOnceAndAgainOnNewID(t *testing.T) {
 	w := newWorld(t)
-	srv := newPolicyServer(t, w.ca, "127.83.0.1", enforce)
+	srv := smtptest.NewSTSServer(t, "127.83.0.1", w.ca.ServerTLS(), enforce)
 	w.publish("127.83.0.1", "one")
 	c := w.open()
 	ctx := context.Background()
@@ -139,7 +86,7 @@ func TestCacheFetchesOnceAndAgainOnNewID(t *testing.T) {
 			t.Fatalf("Get = %+v", r)
 		}
 	}
-	if n := srv.requests.Load(); n != 1 {
+	if n := srv.Requests(); n != 1 {
 		t.Errorf("%d HTTPS requests for 5 deliveries, want 1", n)
 	}
 	if n := w.dns.Queries("_mta-sts.sts.test"); n != 1 {
@@ -148,15 +95,15 @@ func TestCacheFetchesOnceAndAgainOnNewID(t *testing.T) {
 	// The TXT answer outlives its TTL: asked again, same id, no fetch.
 	w.advance(10 * time.Minute)
 	c.Get(ctx, "sts.test")
-	if q, n := w.dns.Queries("_mta-sts.sts.test"), srv.requests.Load(); q != 2 || n != 1 {
+	if q, n := w.dns.Queries("_mta-sts.sts.test"), srv.Requests(); q != 2 || n != 1 {
 		t.Errorf("after the TTL: %d TXT queries, %d fetches; want 2, 1", q, n)
 	}
 	// A new id: fetched again, and the new policy applies.
-	srv.set(func(s *policyServer) { s.body = strings.Replace(enforce, "enforce", "testing", 1) })
+	srv.Policy(strings.Replace(enforce, "enforce", "testing", 1))
 	w.publish("127.83.0.1", "two")
 	w.advance(10 * time.Minute)
-	if r := c.Get(ctx, "sts.test"); mode(r) != "testing" || srv.requests.Load() != 2 {
-		t.Errorf("new id: %s after %d fetches, want testing after 2", mode(r), srv.requests.Load())
+	if r := c.Get(ctx, "sts.test"); mode(r) != "testing" || srv.Requests() != 2 {
+		t.Errorf("new id: %s after %d fetches, want testing after 2", mode(r), srv.Requests())
 	}
 	// A domain without a TXT record has no policy, and no fetch.
 	if r := c.Get(ctx, "plain.test"); r.Policy != nil || r.Err != nil {
@@ -166,13 +113,13 @@ func TestCacheFetchesOnceAndAgainOnNewID(t *testing.T) {
 
 func TestCacheOutlivesFetchFailureTXTLossAndRestart(t *testing.T) {
 	w := newWorld(t)
-	srv := newPolicyServer(t, w.ca, "127.83.0.2", enforce)
+	srv := smtptest.NewSTSServer(t, "127.83.0.2", w.ca.ServerTLS(), enforce)
 	w.publish("127.83.0.2", "one")
 	ctx := context.Background()
 	if r := w.open().Get(ctx, "sts.test"); mode(r) != "enforce" {
 		t.Fatalf("Get = %+v", r)
 	}
-	srv.set(func(s *policyServer) { s.status = http.StatusServiceUnavailable })
+	srv.Status(http.StatusServiceUnavailable)
 	// A new process, a new id, and the server fails: the cached policy
 	// still applies, from disk.
 	w.publish("127.83.0.2", "two")
@@ -181,10 +128,10 @@ func TestCacheOutlivesFetchFailureTXTLossAndRestart(t *testing.T) {
 		t.Errorf("fetch failed: %+v, want the cached enforce policy", r)
 	}
 	// Within the retry delay, no fetch again.
-	n := srv.requests.Load()
+	n := srv.Requests()
 	w.advance(time.Minute)
 	c.Get(ctx, "sts.test")
-	if srv.requests.Load() != n {
+	if srv.Requests() != n {
 		t.Error("a failed fetch was tried again at once")
 	}
 	// The TXT record gone, the policy still applies until it expires.
@@ -201,13 +148,14 @@ func TestCacheOutlivesFetchFailureTXTLossAndRestart(t *testing.T) {
 
 func TestCacheFetchErrorWithoutCachedPolicy(t *testing.T) {
 	w := newWorld(t)
-	srv := newPolicyServer(t, w.ca, "127.83.0.3", "version: STSv1\nmode: enforce\nmax_age: 60\n")
+	srv := smtptest.NewSTSServer(t, "127.83.0.3", w.ca.ServerTLS(), "version: STSv1\nmode: enforce\nmax_age: 60\n")
 	w.publish("127.83.0.3", "one")
 	r := w.open().Get(context.Background(), "sts.test")
 	if r.Policy != nil || !errors.As(r.Err, new(*InvalidError)) {
 		t.Errorf("invalid policy: %+v, want an InvalidError", r)
 	}
-	srv.set(func(s *policyServer) { s.body, s.ctype = enforce, "text/html" })
+	srv.Policy(enforce)
+	srv.ContentType("text/html")
 	w.advance(time.Hour)
 	if r := w.open().Get(context.Background(), "sts.test"); r.Policy != nil || r.Err == nil || !strings.Contains(r.Err.Error(), "not text/plain") {
 		t.Errorf("text/html: %+v", r)
@@ -219,25 +167,25 @@ func TestCacheFetchErrorWithoutCachedPolicy(t *testing.T) {
 
 func TestRefresh(t *testing.T) {
 	w := newWorld(t)
-	srv := newPolicyServer(t, w.ca, "127.83.0.4", enforce)
+	srv := smtptest.NewSTSServer(t, "127.83.0.4", w.ca.ServerTLS(), enforce)
 	w.publish("127.83.0.4", "one")
 	c := w.open()
 	ctx := context.Background()
 	c.Get(ctx, "sts.test")
 	c.Get(ctx, "plain.test")
 	c.Refresh(ctx)
-	if n := srv.requests.Load(); n != 1 {
+	if n := srv.Requests(); n != 1 {
 		t.Errorf("refreshed a fresh policy: %d fetches", n)
 	}
 	// Half the max_age later, the same id: fetched again, which renews
 	// the policy for a full max_age.
 	w.advance(12 * time.Hour)
 	c.Refresh(ctx)
-	if n := srv.requests.Load(); n != 2 {
+	if n := srv.Requests(); n != 2 {
 		t.Errorf("%d fetches, want the refresh's too", n)
 	}
 	w.advance(20 * time.Hour)
-	srv.set(func(s *policyServer) { s.status = http.StatusInternalServerError })
+	srv.Status(http.StatusInternalServerError)
 	if r := c.Get(ctx, "sts.test"); mode(r) != "enforce" {
 		t.Errorf("32 hours after the first fetch: %+v, want the refreshed policy", r)
 	}
@@ -259,7 +207,7 @@ func TestRefresh(t *testing.T) {
 
 func TestFetch(t *testing.T) {
 	w := newWorld(t)
-	srv := newPolicyServer(t, w.ca, "127.83.0.5", enforce)
+	srv := smtptest.NewSTSServer(t, "127.83.0.5", w.ca.ServerTLS(), enforce)
 	// Every name is the server's address.
 	addrs := func(context.Context, string) ([]netip.Addr, error) {
 		return []netip.Addr{netip.MustParseAddr("127.83.0.5")}, nil
@@ -271,14 +219,14 @@ func TestFetch(t *testing.T) {
 	}
 	for _, c := range []struct {
 		name string
-		set  func(s *policyServer)
+		set  func()
 		want string
 	}{
-		{"redirect", func(s *policyServer) { s.redirect = "https://mta-sts.sts.test/elsewhere" }, "302 Found"},
-		{"too large", func(s *policyServer) { s.redirect, s.body = "", enforce+strings.Repeat("#", MaxPolicy) }, "larger than"},
-		{"not found", func(s *policyServer) { s.body, s.status = enforce, http.StatusNotFound }, "404"},
+		{"redirect", func() { srv.Redirect("https://mta-sts.sts.test/elsewhere") }, "302 Found"},
+		{"too large", func() { srv.Redirect(""); srv.Policy(enforce + strings.Repeat("#", MaxPolicy)) }, "larger than"},
+		{"not found", func() { srv.Policy(enforce); srv.Status(http.StatusNotFound) }, "404"},
 	} {
-		srv.set(c.set)
+		c.set()
 		if _, err := Fetch(ctx, client, "sts.test"); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want %q", c.name, err, c.want)
 		}
