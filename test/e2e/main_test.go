@@ -65,7 +65,6 @@ type instance struct {
 	submit  string
 	exited  chan struct{}
 	waitErr error
-	env     []string // added to the process's environment ("SSL_CERT_FILE=...")
 }
 
 // setup writes a config (extra TOML appended) and a users file in a fresh
@@ -123,7 +122,6 @@ func (in *instance) run(args ...string) {
 	in.out = &smtptest.Buffer{}
 	in.cmd = exec.Command(binary, args...)
 	in.cmd.Dir = in.dir
-	in.cmd.Env = append(os.Environ(), in.env...)
 	in.cmd.Stdout, in.cmd.Stderr = in.out, in.out
 	if err := in.cmd.Start(); err != nil {
 		in.t.Fatal(err)

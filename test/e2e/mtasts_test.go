@@ -31,7 +31,7 @@ func newSTSWorld(t *testing.T, ip, mode, outbound string) *stsWorld {
 		other:      smtptest.NewCA(t, "other.test"),
 	}
 	w.writeFile("roots.pem", string(w.ca.CAPEM)+string(w.other.CAPEM))
-	w.env = append(w.env, "SSL_CERT_FILE="+filepath.Join(w.dir, "roots.pem"))
+	t.Setenv("SSL_CERT_FILE", filepath.Join(w.dir, "roots.pem"))
 	w.sts = smtptest.NewSTSServer(t, ip, w.ca.ServerTLS(), stsPolicy(mode, "*.remote.test"))
 	w.dns.A("mta-sts.remote.test", ip)
 	w.announce("20261202a")
