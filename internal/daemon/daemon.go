@@ -163,7 +163,7 @@ func Start(cfg *config.Config, logs *logging.Log, readConfig func() (*config.Con
 	if d.reports != nil {
 		d.remote.Sessions = d.reports.Counter.Add
 	}
-	if d.ctl, err = ctl.Listen(cfg.DataDir, d.queue, log); err != nil {
+	if d.ctl, err = ctl.Listen(cfg.DataDir, flusher{d.queue, d.remote}, log); err != nil {
 		return nil, err
 	}
 	d.smtp = smtpd.New(smtpd.Options{

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"facteur/internal/queue"
+	"facteur/internal/remote"
 	"facteur/internal/users"
 )
 
@@ -26,4 +27,17 @@ func (r *router) Deliver(ctx context.Context, domain string, parcels []*queue.Pa
 	return r.sign.deliver(parcels, func(parcels []*queue.Parcel) [][]queue.Result {
 		return r.remote.Deliver(ctx, domain, parcels)
 	})
+}
+
+// flusher is the queue as `facteur queue flush` sees it: a flush is the
+// operator saying the hosts are back, so the remote client forgets the
+// hosts it holds back as dead, and the messages are tried at once.
+type flusher struct {
+	*queue.Queue
+	remote *remote.Client
+}
+
+func (f flusher) Flush() int {
+	f.remote.ForgetDeadHosts()
+	return f.Queue.Flush()
 }

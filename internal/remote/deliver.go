@@ -62,7 +62,13 @@ func (c *Client) Deliver(ctx context.Context, domain string, msgs []*Message) []
 // secured as ht says.
 func (c *Client) attempt(ctx context.Context, d *delivery, domain, host string, addr netip.Addr, ht HostTLS) {
 	log := c.log().With("host", host, "addr", addr)
-	if s := c.take(c.poolKey(host, addr, ht)); s != nil {
+	key := c.poolKey(host, addr, ht)
+	if r, dead := c.heldBack(key); dead {
+		log.Info("host failed recently, not tried", "ids", d.openIDs(), "err", r.Text)
+		d.failOpen(r)
+		return
+	}
+	if s := c.take(key); s != nil {
 		s.bind(ctx)
 		s.reused = true
 		if c.run(s, d) || !s.stale {
@@ -91,6 +97,7 @@ func (c *Client) attempt(ctx context.Context, d *delivery, domain, host string, 
 			r.Text = ht.why() + ": " + r.Text
 		}
 		log.Info("no session", "ids", d.openIDs(), "err", r.Text)
+		c.markDead(key, r)
 		d.failOpen(r)
 		return
 	}
@@ -118,9 +125,10 @@ func (c *Client) run(s *session, d *delivery) bool {
 			s.resolve()
 			if s.stale {
 				s.close()
-			} else {
-				s.quit()
+				return false
 			}
+			s.quit()
+			d.holdBack(i+1, s.heldBack())
 			return false
 		}
 	}

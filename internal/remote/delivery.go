@@ -89,6 +89,16 @@ func (d *delivery) failOpen(r Result) {
 	}
 }
 
+// holdBack gives r to the open messages from from on, which a session
+// that ended early never tried.
+func (d *delivery) holdBack(from int, r Result) {
+	for i := from; i < len(d.msgs); i++ {
+		if d.open[i] {
+			d.fail(i, r)
+		}
+	}
+}
+
 func (d *delivery) pending() bool {
 	for _, o := range d.open {
 		if o {

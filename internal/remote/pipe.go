@@ -64,12 +64,26 @@ func (s *session) reply() (Result, error) {
 		// RFC 2034 repeats the code on every line of the reply.
 		text = strings.ReplaceAll(text, "\n"+enhanced+" ", "\n")
 	}
-	return s.stamp(newReply(code, enhanced, text)), nil
+	r := s.stamp(newReply(code, enhanced, text))
+	if r.fatal() {
+		s.broken(r)
+	}
+	return r, nil
 }
 
 // lost is the result of every command whose reply never came.
 func (s *session) lost(err error) Result {
-	return s.stamp(Result{Status: Transient, Enhanced: "4.4.2", Text: "connection lost: " + err.Error()})
+	r := s.stamp(Result{Status: Transient, Enhanced: "4.4.2", Text: "connection lost: " + err.Error()})
+	s.broken(r)
+	return r
+}
+
+// broken records the first sign that the server ended the session, a 421
+// or a lost connection, unless we had closed it first.
+func (s *session) broken(r Result) {
+	if !s.closed && s.failure.Status == 0 {
+		s.failure = r
+	}
 }
 
 // pipe carries the commands of one transaction, which its caller reads the
@@ -166,14 +180,22 @@ func (s *session) resolve() bool {
 
 // settle leaves the session in step for the next transaction, if ok says
 // it is still wanted: it reads the replies still on their way, and reports
-// whether the session can go on. A 354 not followed by the body means the
-// server waits for one; a lone dot might be taken as an empty message, so
-// the connection is dropped instead, as it is when ok is false with replies
-// unread.
+// whether the session can go on. A 354 not followed by the body, when the
+// server took MAIL or no recipient and answered DATA all the same (Postfix's
+// smtp-sink does), gets a lone dot, as RFC 2920 3.1 asks: the transaction
+// has no recipient, so nothing can be delivered, and the session goes on
+// with the next message. The connection is dropped when ok is false with
+// replies unread, or with a 354 unanswered.
 func (p *pipe) settle(ok bool) bool {
 	for ok && p.read < p.sent {
 		r, got := p.next()
 		ok = got && !r.fatal()
+	}
+	if p.data && ok {
+		p.data = false
+		p.s.wire.w.WriteString(".\r\n")
+		r := p.s.final()
+		ok = !r.fatal()
 	}
 	if p.data || (!ok && p.read < p.sent) {
 		p.s.close()

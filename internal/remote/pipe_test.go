@@ -228,21 +228,27 @@ func TestPipelineEnds(t *testing.T) {
 	for name, tc := range map[string]struct {
 		replies string
 		lost    bool     // the script, not the client, ends the connection
+		dot     bool     // a lone dot ends a DATA the server should have refused (RFC 2920 3.1)
 		want    []Result // Status and Enhanced, per recipient
 	}{
-		"354 without a recipient": {"250 ok\r\n550 5.1.1 no alice\r\n550 5.1.1 no bob\r\n354 go on", false,
+		"354 without a recipient": {"250 ok\r\n550 5.1.1 no alice\r\n550 5.1.1 no bob\r\n354 go on", false, true,
 			[]Result{{Status: Permanent, Enhanced: "5.1.1"}, {Status: Permanent, Enhanced: "5.1.1"}}},
-		"lost after the first RCPT": {"250 ok\r\n550 5.1.1 no alice", true,
+		"lost after the first RCPT": {"250 ok\r\n550 5.1.1 no alice", true, false,
 			[]Result{{Status: Permanent, Enhanced: "5.1.1"}, {Status: Transient, Enhanced: "4.4.2"}}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			e := newEnv(t)
+			e.client.IdleTimeout = -1 // QUIT at the end of the call
 			done := playOn(t, e, []string{"PIPELINING"}, func(s *scripted) {
 				for _, cmd := range []string{"MAIL", "RCPT TO:<alice", "RCPT TO:<bob", "DATA"} {
 					s.expect(cmd)
 				}
 				s.say(tc.replies)
-				if !tc.lost {
+				if tc.dot {
+					s.expect(".")
+					s.say("554 5.5.1 no valid recipients")
+					s.expect("QUIT")
+				} else if !tc.lost {
 					s.hungUp()
 				}
 			})

@@ -87,6 +87,13 @@ type Client struct {
 	// Close ends the idle sessions.
 	IdleTimeout time.Duration
 
+	// DeadHostTime is how long a host address whose connection failed
+	// (refused, timed out, a 421 greeting, the TLS its policy requires
+	// failing) is not tried again: the messages of other calls to it are
+	// held back meanwhile, as with Postfix's dead-host cache. Zero means
+	// DefaultDeadHostTime, negative never holds back.
+	DeadHostTime time.Duration
+
 	ConnectTimeout time.Duration // zero means DefaultConnectTimeout
 	CommandTimeout time.Duration // each reply, the one after the final dot included; zero means DefaultCommandTimeout
 
@@ -98,6 +105,7 @@ type Client struct {
 	Log *slog.Logger // nil discards; at debug level, each session's dialogue too
 
 	pool     idlePool
+	dead     deadHosts
 	sessions atomic.Uint64 // numbers the sessions in the debug log
 }
 

@@ -1,6 +1,7 @@
 package remote
 
 import (
+	"cmp"
 	"fmt"
 	"strconv"
 	"strings"
@@ -14,6 +15,18 @@ import (
 func (s *session) hostResult(r Result) Result {
 	r.Status = Transient
 	r.Text = fmt.Sprintf("%s[%s]: %s", s.host, s.addr, r.line())
+	return r
+}
+
+// heldBack is the result of the messages s did not try because it ended
+// early: it names the host and, when the server ended it, how.
+func (s *session) heldBack() Result {
+	why := "ended early"
+	if s.failure.Status != 0 {
+		why = "ended: " + s.failure.line()
+	}
+	r := s.stamp(Result{Status: Transient, Enhanced: cmp.Or(s.failure.Enhanced, "4.4.2")})
+	r.Text = fmt.Sprintf("not tried: the session with %s[%s] %s", s.host, s.addr, why)
 	return r
 }
 

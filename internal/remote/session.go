@@ -36,6 +36,9 @@ type session struct {
 	after  func(Result) bool // takes the reply to a final dot not read yet
 	stop   func() bool       // unbinds from the Deliver call's context; nil when idle
 	closed bool              // dropped: no QUIT
+	// failure is how the server ended the session (a 421, a lost
+	// connection): the reason its messages not yet tried are held back.
+	failure Result
 
 	// pipelining: the server offers PIPELINING and the Client may use it.
 	pipelining bool

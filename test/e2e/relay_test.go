@@ -498,3 +498,40 @@ func TestDebugLevelLogsBothDialogues(t *testing.T) {
 		t.Error("the message body is in the log")
 	}
 }
+
+// TestRelayDeferredAtMAILEachKeepsItsReply: a 4xx to MAIL concerns its
+// transaction, not the host. Many messages go to a domain whose MX defers
+// MAIL and takes RCPT and DATA all the same, as Postfix's smtp-sink -r mail
+// does, in sessions of many messages each: every message is tried, and
+// `queue list` shows each its own reply, never "no MX host to try" for
+// messages a dropped session left untried.
+func TestRelayDeferredAtMAILEachKeepsItsReply(t *testing.T) {
+	const n = 100
+	w := newRelayWorld(t, "min_backoff = \"1h\"\nmax_backoff = \"2h\"\n")
+	w.dns.MX("remote.test", 10, "mx1.remote.test")
+	w.dns.A("mx1.remote.test", "127.0.0.2")
+	sink := smtptest.NewSink(t, "127.0.0.2", w.port, func(arg string) string {
+		from, _, _ := strings.Cut(strings.TrimPrefix(arg, "FROM:"), " ")
+		return "451 4.7.1 " + from + " greylisted"
+	})
+	// The messages wait for DNS, then go all at once, many per session.
+	w.dns.ServFail("remote.test")
+	w.start()
+	for k := range n {
+		if err := send(w.relay, fmt.Sprintf("s%d@example.test", k), []string{"bob@remote.test"}, message); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.waitQueue(func(s string) bool { return strings.Count(s, "in 59m") == n }, "waiting for DNS")
+	w.dns.Recover("remote.test")
+	w.facteur("queue", "--config", "facteur.toml", "flush")
+	out := w.waitQueue(func(s string) bool { return strings.Count(s, "last: 451 ") == n }, "all tried")
+	for k := range n {
+		if !strings.Contains(out, fmt.Sprintf("last: 451 4.7.1 mx1.remote.test[127.0.0.2]: 451 4.7.1 <s%d@example.test> greylisted", k)) {
+			t.Errorf("message from s%d has not its own reply", k)
+		}
+	}
+	if sink.Mails() != n {
+		t.Errorf("%d MAIL for %d messages", sink.Mails(), n)
+	}
+}
