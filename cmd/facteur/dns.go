@@ -15,9 +15,11 @@ import (
 const dnsUsage = `usage: facteur dns records|check [--config FILE] [DOMAIN...]
 
   records  print the DNS records the local domains (or DOMAINs) need, as
-           zone-file lines with a comment each
-  check    ask the configured resolver whether they are published, and
-           print ok, warn or FAIL per check (exit 1 on a FAIL)
+           zone-file lines with a comment each, and the MTA-STS policy
+           file to serve at https://mta-sts.DOMAIN/.well-known/mta-sts.txt
+  check    ask the configured resolver whether they are published (and
+           fetch the MTA-STS policy), and print ok, warn or FAIL per check
+           (exit 1 on a FAIL)
 
 flags:
 `

@@ -53,7 +53,7 @@ type Resolver interface {
 
 // Check asks r whether DNS says what Records would publish, and what
 // receivers look for: the host's addresses and their reverse DNS, then for
-// each domain its MX, SPF, DKIM, DMARC and TLSRPT records. It gives report one
+// each domain its MX, SPF, DKIM, DMARC, TLSRPT and MTA-STS records. It gives report one
 // Result per check, as soon as it is known.
 func (s *Setup) Check(ctx context.Context, r Resolver, domains []string, report func(Result)) {
 	c := &checker{Setup: s, ctx: ctx, r: r, report: report, keys: map[string]bool{}}
@@ -70,6 +70,7 @@ func (s *Setup) Check(ctx context.Context, r Resolver, domains []string, report 
 			c.alignment(d, rec, keys, spfPass)
 		}
 		c.tlsrpt(d)
+		c.mtasts(d)
 	}
 }
 

@@ -74,7 +74,9 @@ func newSetup(t *testing.T, listen string, withKeys bool) (*Setup, *config.Confi
 	if err != nil || cert == nil {
 		t.Fatalf("Leaf = %v, %v", cert, err)
 	}
-	return New(c, keys, cert), c
+	s := New(c, keys, cert)
+	s.RootCAs = stsCA(t).Pool()
+	return s, c
 }
 
 // publicListen has the addresses an operator with a public host writes.
@@ -89,15 +91,22 @@ func publish(t *testing.T, text string) *smtptest.DNSServer {
 	srv.SecureAll(true)
 	zp := dns.NewZoneParser(strings.NewReader(text), "", "")
 	n := 0
+	var sts []string // domains announcing an MTA-STS policy
 	for rr, ok := zp.Next(); ok; rr, ok = zp.Next() {
 		srv.RR(rr.String())
 		n++
+		if d, ok := strings.CutPrefix(rr.Header().Name, "_mta-sts."); ok {
+			sts = append(sts, strings.TrimSuffix(d, "."))
+		}
 	}
 	if err := zp.Err(); err != nil {
 		t.Fatalf("records do not parse as a zone: %v\n%s", err, text)
 	}
 	if n == 0 {
 		t.Fatalf("no record in:\n%s", text)
+	}
+	if len(sts) > 0 {
+		serveSTS(t, srv, stsEnforce, sts...)
 	}
 	return srv
 }

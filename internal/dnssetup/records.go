@@ -28,7 +28,8 @@ type Section struct {
 }
 
 // Records lists what the operator publishes: the host's addresses and
-// reverse DNS, then each domain's MX, SPF, DKIM, DMARC and TLSRPT records.
+// reverse DNS, then each domain's MX, SPF, DKIM, DMARC, TLSRPT and MTA-STS
+// records.
 func (s *Setup) Records(domains []string) []Section {
 	host := Section{Title: s.Hostname + ": the mail host, named in HELO and by the MX records"}
 	host.Records = append(s.addrRecords(), s.ptrRecords()...)
@@ -52,12 +53,14 @@ func (s *Setup) Records(domains []string) []Section {
 			sec.Records = append(sec.Records, dkimRecord(k, d))
 		}
 		sec.Records = append(sec.Records, dmarcRecord(d), tlsrptRecord(d))
+		sec.Records = append(sec.Records, s.stsRecords(d)...)
 		out = append(out, sec)
 	}
 	return out
 }
 
-// Write prints sections in zone-file form, each record after its comment.
+// Write prints sections in zone-file form, each record after its comment
+// (each line of which starts with "; ").
 func Write(w io.Writer, sections []Section) error {
 	var b strings.Builder
 	for i, sec := range sections {
@@ -66,7 +69,7 @@ func Write(w io.Writer, sections []Section) error {
 		}
 		fmt.Fprintf(&b, "; %s\n", sec.Title)
 		for _, r := range sec.Records {
-			fmt.Fprintf(&b, "; %s\n", r.Comment)
+			fmt.Fprintf(&b, "; %s\n", strings.ReplaceAll(r.Comment, "\n", "\n; "))
 			if r.Line != "" {
 				fmt.Fprintf(&b, "%s\n", r.Line)
 			}

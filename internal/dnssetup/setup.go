@@ -1,7 +1,8 @@
 // Package dnssetup knows the DNS records a domain needs for its mail to be
 // delivered to facteur and trusted when facteur sends it (MX, A/AAAA, PTR,
-// SPF, DKIM, DMARC, and the TLSRPT address of RFC 8460): it writes them for
-// the operator to publish, and checks what a resolver answers against them.
+// SPF, DKIM, DMARC, the TLSRPT address of RFC 8460, and the MTA-STS policy
+// of RFC 8461 with the file to serve over HTTPS): it writes them for the
+// operator to publish, and checks what a resolver answers against them.
 package dnssetup
 
 import (
@@ -34,6 +35,9 @@ type Setup struct {
 	// Cert is the certificate the listeners serve, for the TLSA record;
 	// nil before the self-signed one is made at first start.
 	Cert *x509.Certificate
+	// RootCAs are trusted when fetching MTA-STS policies; nil means the
+	// system's, as senders use.
+	RootCAs *x509.CertPool
 }
 
 // New reads the Setup out of a configuration, the keys loaded from its

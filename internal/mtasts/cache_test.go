@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
+
 	"facteur/internal/resolver"
 	"facteur/internal/smtptest"
 )
@@ -62,9 +64,9 @@ func (w *world) advance(d time.Duration) {
 
 // publish makes sts.test announce a policy with id, served at ip.
 func (w *world) publish(ip, id string) {
-	w.dns.Remove("_mta-sts.sts.test", 16)
+	w.dns.Remove("_mta-sts.sts.test", dns.TypeTXT)
 	w.dns.TXT("_mta-sts.sts.test", "v=STSv1; id="+id+";")
-	w.dns.Remove("mta-sts.sts.test", 1)
+	w.dns.Remove("mta-sts.sts.test", dns.TypeA)
 	w.dns.A("mta-sts.sts.test", ip)
 }
 
@@ -135,7 +137,7 @@ func TestCacheOutlivesFetchFailureTXTLossAndRestart(t *testing.T) {
 		t.Error("a failed fetch was tried again at once")
 	}
 	// The TXT record gone, the policy still applies until it expires.
-	w.dns.Remove("_mta-sts.sts.test", 16)
+	w.dns.Remove("_mta-sts.sts.test", dns.TypeTXT)
 	w.advance(time.Hour)
 	if r := c.Get(ctx, "sts.test"); mode(r) != "enforce" {
 		t.Errorf("TXT gone: %+v, want the cached enforce policy", r)

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	neturl "net/url"
 	"time"
 )
 
@@ -71,31 +72,42 @@ func URL(domain string) string {
 // Fetch gets and parses domain's policy with client (see NewClient).
 func Fetch(ctx context.Context, client *http.Client, domain string) (*Policy, error) {
 	url := URL(domain)
+	p, err := fetch(ctx, client, url)
+	if err != nil {
+		return nil, fmt.Errorf("fetch %s: %w", url, err)
+	}
+	return p, nil
+}
+
+func fetch(ctx context.Context, client *http.Client, url string) (*Policy, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
 	}
 	resp, err := client.Do(req)
+	if urlErr := (*neturl.Error)(nil); errors.As(err, &urlErr) {
+		err = urlErr.Err // without the method and URL Fetch says
+	}
 	if err != nil {
-		return nil, fmt.Errorf("fetch MTA-STS policy: %w", err)
+		return nil, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("fetch MTA-STS policy: %s answered %s", url, resp.Status)
+		return nil, fmt.Errorf("server answered %s", resp.Status)
 	}
 	if mt, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type")); err != nil || mt != "text/plain" {
-		return nil, fmt.Errorf("fetch MTA-STS policy: %s is %q, not text/plain", url, resp.Header.Get("Content-Type"))
+		return nil, fmt.Errorf("Content-Type %q, not text/plain", resp.Header.Get("Content-Type"))
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxPolicy+1))
 	if err != nil {
-		return nil, fmt.Errorf("fetch MTA-STS policy: %s: %w", url, err)
+		return nil, err
 	}
 	if len(body) > MaxPolicy {
-		return nil, fmt.Errorf("fetch MTA-STS policy: %s is larger than %d bytes", url, MaxPolicy)
+		return nil, fmt.Errorf("policy larger than %d bytes", MaxPolicy)
 	}
 	p, err := Parse(string(body))
 	if err != nil {
-		return nil, &InvalidError{fmt.Errorf("%s: %w", url, err)}
+		return nil, &InvalidError{err}
 	}
 	return p, nil
 }

@@ -148,9 +148,18 @@ func (s *DNSServer) SecureAll(on bool) {
 	s.secureAll = on
 }
 
-// Remove deletes every record of type qtype (dns.TypeTXT...) at name.
+// Remove deletes every record of type qtype (dns.TypeTXT...) at name,
+// however it was added.
 func (s *DNSServer) Remove(name string, qtype uint16) {
 	s.edit(name, func(n *dnsName) {
+		switch qtype {
+		case dns.TypeMX:
+			n.mx = nil
+		case dns.TypeA:
+			n.a = nil
+		case dns.TypeAAAA:
+			n.aaaa = nil
+		}
 		n.other = slices.DeleteFunc(n.other, func(rr dns.RR) bool { return rr.Header().Rrtype == qtype })
 	})
 }

@@ -61,28 +61,56 @@ smtps = ["[2001:db8::25]:465"]
 	if err := zp.Err(); err != nil {
 		t.Fatalf("dns records is not a zone file: %v\n%s", err, out)
 	}
-	// A, AAAA, 2 PTR, TLSA, MX, SPF + 2 DKIM + DMARC + TLSRPT.
-	if types["A"] != 1 || types["AAAA"] != 1 || types["PTR"] != 2 || types["TLSA"] != 1 || types["MX"] != 1 || types["TXT"] != 5 {
+	// A, AAAA, 2 PTR, TLSA, MX, SPF + 2 DKIM + DMARC + TLSRPT + MTA-STS.
+	if types["A"] != 1 || types["AAAA"] != 1 || types["PTR"] != 2 || types["TLSA"] != 1 || types["MX"] != 1 || types["TXT"] != 6 {
 		t.Fatalf("records %v:\n%s", types, out)
 	}
+	// The MTA-STS policy file, served as the records' comment says, by a
+	// web server whose certificate senders trust.
+	records := out
+	var policy strings.Builder
+	for _, l := range strings.Split(records, "\n") {
+		if line, ok := strings.CutPrefix(l, ";     "); ok {
+			policy.WriteString(line + "\n")
+		}
+	}
+	ca := smtptest.NewCA(t, "mta-sts.example.test")
+	in.writeFile("roots.pem", string(ca.CAPEM))
+	t.Setenv("SSL_CERT_FILE", filepath.Join(in.dir, "roots.pem"))
+	sts := smtptest.NewSTSServer(t, "127.84.1.1", ca.ServerTLS(), policy.String())
+	srv.A("mta-sts.example.test", "127.84.1.1")
 
 	code, out = in.runAs(binary, "", "dns", "check", "--config", "dns.toml")
 	if code != 0 {
 		t.Fatalf("dns check of the published records: exit %d\n%s", code, out)
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) != 11 { // host, 2 PTR, TLSA, MX, SPF, 2 DKIM, DMARC, alignment, TLSRPT
-		t.Errorf("%d checks, want 11:\n%s", len(lines), out)
+	if len(lines) != 12 { // host, 2 PTR, TLSA, MX, SPF, 2 DKIM, DMARC, alignment, TLSRPT, MTA-STS
+		t.Errorf("%d checks, want 12:\n%s", len(lines), out)
 	}
 	for _, l := range lines {
-		if !strings.HasPrefix(l, "ok    ") {
+		if !strings.HasPrefix(l, "ok    ") && !strings.HasPrefix(l, "warn  example.test MTA-STS: ") {
 			t.Errorf("not ok: %s", l)
 		}
+	}
+	if !strings.Contains(out, "mode: testing, mx: mx.example.test, max_age: 604800: senders only report failures") {
+		t.Errorf("the testing policy is not what the check says:\n%s", out)
+	}
+	// Past testing, as the records say: mode: enforce, and the id they give.
+	_, id, _ := strings.Cut(records, "and the id above to id=")
+	id, _, _ = strings.Cut(id, ":")
+	sts.Policy(strings.Replace(policy.String(), "mode: testing", "mode: enforce", 1))
+	srv.Remove("_mta-sts.example.test", dns.TypeTXT)
+	srv.TXT("_mta-sts.example.test", "v=STSv1; id="+id)
+	code, out = in.runAs(binary, "", "dns", "check", "--config", "dns.toml")
+	if code != 0 || strings.Count(out, "ok    ") != 12 || !strings.Contains(out, "ok    example.test MTA-STS: id="+id+", mode: enforce") {
+		t.Errorf("dns check after the switch to enforce: exit %d\n%s", code, out)
 	}
 
 	srv.Remove("e._domainkey.example.test", dns.TypeTXT)
 	srv.Remove("_dmarc.example.test", dns.TypeTXT)
 	srv.Remove("_smtp._tls.example.test", dns.TypeTXT)
+	srv.Remove("mta-sts.example.test", dns.TypeA)
 	code, out = in.runAs(binary, "", "dns", "check", "--config", "dns.toml", "example.test")
 	if code != 1 {
 		t.Errorf("dns check without a DKIM and a DMARC record: exit %d, want 1\n%s", code, out)
@@ -94,6 +122,7 @@ smtps = ["[2001:db8::25]:465"]
 		"\nok    example.test SPF: \"v=spf1 ip4:192.0.2.25 ip6:2001:db8::25 -all\" passes 192.0.2.25, 2001:db8::25\n",
 		"\nwarn  example.test TLSRPT: no record at _smtp._tls.example.test: senders do not report when they cannot deliver " +
 			"to example.test securely; to hear of it, publish _smtp._tls.example.test. IN TXT \"v=TLSRPTv1; rua=mailto:postmaster@example.test\"",
+		"\nFAIL  example.test MTA-STS: id=" + id + ", but fetch https://mta-sts.example.test/.well-known/mta-sts.txt: ",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
