@@ -219,10 +219,10 @@ func (c *Cache) get(ctx context.Context, d *domain) (r Result, ok bool) {
 // nil for a name that cannot have a policy.
 func (c *Cache) domain(name string) *domain {
 	name, err := idna.Lookup.ToASCII(strings.TrimSuffix(name, "."))
-	if err != nil || name == "" || strings.HasPrefix(name, "[") {
+	name = strings.ToLower(name)
+	if err != nil || !hostName(name) {
 		return nil
 	}
-	name = strings.ToLower(name)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	d := c.domains[name]
@@ -231,6 +231,26 @@ func (c *Cache) domain(name string) *domain {
 		c.domains[name] = d
 	}
 	return d
+}
+
+// hostName accepts what can be a domain with a policy, and a file name in
+// the cache: letters, digits, '-' and '_' in non-empty labels, nothing that
+// could climb out of the directory.
+func hostName(name string) bool {
+	if name == "" || len(name) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(name, ".") {
+		if label == "" {
+			return false
+		}
+		for _, c := range label {
+			if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // lookupTXT asks for the TXT record of d and notes the id it announces.

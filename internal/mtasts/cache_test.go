@@ -107,9 +107,12 @@ func TestCacheFetchesOnceAndAgainOnNewID(t *testing.T) {
 	if r := c.Get(ctx, "sts.test"); mode(r) != "testing" || srv.Requests() != 2 {
 		t.Errorf("new id: %s after %d fetches, want testing after 2", mode(r), srv.Requests())
 	}
-	// A domain without a TXT record has no policy, and no fetch.
-	if r := c.Get(ctx, "plain.test"); r.Policy != nil || r.Err != nil {
-		t.Errorf("plain.test: %+v", r)
+	// A domain without a TXT record has no policy, and no fetch; nor
+	// has what is no domain name.
+	for _, d := range []string{"plain.test", "[192.0.2.1]", "../etc", "a..b"} {
+		if r := c.Get(ctx, d); r.Policy != nil || r.Err != nil {
+			t.Errorf("%s: %+v", d, r)
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -136,7 +137,7 @@ func TestMTASTSEnforceRefusesStrippedSTARTTLS(t *testing.T) {
 }
 
 func TestMTASTSTestingDeliversAndReports(t *testing.T) {
-	w := newSTSWorld(t, "127.84.0.5", "testing", "")
+	w := newSTSWorld(t, "127.84.0.5", "testing", "tls_reports = true\n")
 	mx1 := w.mx("127.0.0.2", smtptest.MXOptions{TLS: w.other.ServerTLS()})
 	w.start()
 	w.send()
@@ -146,6 +147,24 @@ func TestMTASTSTestingDeliversAndReports(t *testing.T) {
 	}
 	waitLog(t, w.instance, "mta-sts testing: the policy in enforce mode would refuse this delivery")
 	waitLog(t, w.instance, "not mx1.remote.test")
+	w.tlsCounts(`"Type":"sts"`, `"result_type":"certificate-host-mismatch"`)
+}
+
+// tlsCounts stops facteur, which writes its TLS report counts, and checks
+// that they hold each of want.
+func (w *stsWorld) tlsCounts(want ...string) {
+	w.t.Helper()
+	w.stop(syscall.SIGTERM)
+	ents, err := os.ReadDir(filepath.Join(w.dir, "var", "tls-reports"))
+	if err != nil || len(ents) == 0 {
+		w.t.Fatalf("no TLS report counts: %v %v", ents, err)
+	}
+	counts := readFile(w.t, filepath.Join(w.dir, "var", "tls-reports", ents[0].Name()))
+	for _, s := range want {
+		if !strings.Contains(counts, s) {
+			w.t.Errorf("TLS report counts lack %s:\n%s", s, counts)
+		}
+	}
 }
 
 // The policy outlives a failed fetch: after a restart with a new id and the
@@ -203,13 +222,14 @@ func TestMTASTSRefetchesOnNewID(t *testing.T) {
 }
 
 // A policy server that fails without a cached policy: mail goes as without
-// MTA-STS, and the failure is logged.
+// MTA-STS, and the failure is logged and counted for the TLS report.
 func TestMTASTSFetchFailureWithoutCache(t *testing.T) {
-	w := newSTSWorld(t, "127.84.0.8", "enforce", "")
+	w := newSTSWorld(t, "127.84.0.8", "enforce", "tls_reports = true\n")
 	w.sts.Status(http.StatusInternalServerError)
 	mx1 := w.mx("127.0.0.2", smtptest.MXOptions{TLS: w.other.ServerTLS()})
 	w.start()
 	w.send()
 	mx1.Wait(t, 1, 20*time.Second)
 	waitLog(t, w.instance, "mta-sts: policy fetch failed")
+	w.tlsCounts(`"Type":"sts"`, `"result_type":"sts-policy-fetch-error"`)
 }
