@@ -13,7 +13,7 @@ PATH=$PATH:/usr/sbin # nsd, nginx
 for c in nsd nginx openssl swaks; do
   command -v "$c" >/dev/null || { echo "interop: $c is required (packages nsd, nginx-light, openssl, swaks)" >&2; exit 1; }
 done
-STS_IP=127.84.2.1 # port 443 of an address of its own (root, as in CI)
+STS_IP=127.84.9.1 # port 443 of an address of its own (root, as in CI); the e2e tests use 127.84.0-2.x
 
 # The throwaway CA, and its certificates for the MX and the policy servers.
 pki="$work/pki"
