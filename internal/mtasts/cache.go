@@ -39,7 +39,8 @@ const RefreshEvery = time.Hour
 
 // maxRefreshAge: a cached policy is fetched again once this old, or half its
 // max_age if that is shorter, whatever the TXT id says, so that it is
-// renewed long before it expires (RFC 8461 10.2).
+// renewed long before it expires: a sender that let it lapse would have
+// to discover it again, which an attacker on the path can prevent.
 const maxRefreshAge = 24 * time.Hour
 
 // Resolver answers the DNS questions of MTA-STS; *resolver.Resolver is one.

@@ -61,8 +61,11 @@ func STS(get func(ctx context.Context, domain string) mtasts.Result, def remote.
 // TLS secures reports the failure.
 func fetchFailed(domain string, def remote.Policy, err error) func(string) remote.HostTLS {
 	typ := tlsrpt.STSPolicyFetchError
-	if errors.As(err, new(*mtasts.InvalidError)) {
+	switch {
+	case errors.As(err, new(*mtasts.InvalidError)):
 		typ = tlsrpt.STSPolicyInvalid
+	case errors.As(err, new(*tls.CertificateVerificationError)):
+		typ = tlsrpt.STSWebPKIInvalid
 	}
 	failure := &tlsrpt.Failure{Type: typ, Err: err}
 	ht := remote.HostTLS{Mode: def, Report: tlsrpt.Policy{Type: tlsrpt.PolicySTS, Domain: domain},

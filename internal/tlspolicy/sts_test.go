@@ -85,8 +85,9 @@ func TestSTSNoneAndFailures(t *testing.T) {
 		}
 	}
 	for err, want := range map[error]string{
-		errors.New("connection refused"):               tlsrpt.STSPolicyFetchError,
-		&mtasts.InvalidError{Err: fmt.Errorf("no mx")}: tlsrpt.STSPolicyInvalid,
+		errors.New("connection refused"):                                                              tlsrpt.STSPolicyFetchError,
+		&mtasts.InvalidError{Err: fmt.Errorf("no mx")}:                                                tlsrpt.STSPolicyInvalid,
+		fmt.Errorf("fetch: %w", &tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{}}): tlsrpt.STSWebPKIInvalid,
 	} {
 		ht := stsOf(mtasts.Result{Err: err}, nil)(context.Background(), "example.net")("mx.example.net")
 		if ht.Mode != remote.Opportunistic || ht.Refuse != nil || ht.Report.Type != tlsrpt.PolicySTS || ht.Audit == nil {
