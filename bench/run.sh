@@ -20,6 +20,12 @@
 #               facteur_inbound_checked (inbound with SPF, DKIM and DMARC
 #               checked against bench/dnsserve) facteur_relay
 #               postfix_relay opensmtpd_relay ceiling memory); for profiling
+#   TINY=1      the curves only (sessions starttls sizes queue_depth), each
+#               in a tiny form that checks the harness, not the servers:
+#               N=100, 20 sessions, one size, 100 queued messages, no
+#               SETTLE, no OpenSMTPD; the table is not kept in
+#               bench/results. CI runs it (bench/ci.sh).
+#   The curves' own knobs are in bench/curves.sh.
 #   KEEP=1      keep the work directory (configs, logs) under bench/.work
 #   FS=journal  put the servers' data on a fresh ext4 with a journal (a
 #               loop-mounted image in the work directory). This machine's
@@ -66,6 +72,11 @@ set -euo pipefail
 BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$BENCH/.." && pwd)
 PATH=$PATH:/usr/sbin:/sbin:/usr/local/go/bin
+if [ "${TINY:-}" = 1 ]; then
+  N=${N:-100} REPS=1 SETTLE=0 OPENSMTPD=0 STEPS=${STEPS:-sessions starttls sizes queue_depth}
+  SESSIONS=${SESSIONS:-20} TLS_KEYS=${TLS_KEYS:-ecdsa} TLS_MODES=${TLS_MODES:-starttls/full smtps/resumed} SIZES=${SIZES:-4096} SIZE_MB=${SIZE_MB:-1}
+  DD_MB=${DD_MB:-8} QUEUE_N=${QUEUE_N:-100} IDLE_CPU_SECS=${IDLE_CPU_SECS:-2} PF_LIMIT=${PF_LIMIT:-150}
+fi
 N=${N:-20000}; C=${C:-20}; SIZE=${SIZE:-4096}; REPS=${REPS:-3}
 LAT_N=${LAT_N:-$((N < 5000 ? N : 5000))}
 IDLE=${IDLE:-10000}; BIG=${BIG:-25000000}
@@ -133,6 +144,8 @@ if [ -z "${FACTEUR_BENCH_NS:-}" ]; then
   # The tree as built: an edit made while the bench runs must not mark it.
   FACTEUR_VERSION=$(cd "$ROOT" && git describe --always --dirty 2>/dev/null || echo '?')
   export N C SIZE REPS LAT_N IDLE BIG TIMEOUT WORK OSD_RELAY_N FACTEUR_VERSION
+  export TINY=${TINY:-} SESSIONS=${SESSIONS:-} SESS_N=${SESS_N:-} PF_LIMIT=${PF_LIMIT:-} TLS_N=${TLS_N:-} TLS_KEYS=${TLS_KEYS:-} TLS_MODES=${TLS_MODES:-}
+  export SIZES=${SIZES:-} SIZE_MB=${SIZE_MB:-} DD_MB=${DD_MB:-} QUEUE_N=${QUEUE_N:-} IDLE_CPU_SECS=${IDLE_CPU_SECS:-}
   export STEPS=${STEPS:-} PROFILE=${PROFILE:-} PROFILE_SECONDS=${PROFILE_SECONDS:-} KEEP=${KEEP:-} FS=${FS:-}
   export SETTLE=${SETTLE:-$([ "${FS:-}" = journal ] && echo 0 || echo 31)}
   exec unshare --net --mount --propagation private -- env FACTEUR_BENCH_NS=1 bash "$BENCH/run.sh"
@@ -144,6 +157,7 @@ printf 'nameserver 127.0.0.1\noptions timeout:1 attempts:1\n' > "$WORK/resolv.co
 mount --bind "$WORK/resolv.conf" /etc/resolv.conf # no resolver can leave lo
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 BIN=$WORK/bin
+source "$BENCH/curves.sh"
 # DATA holds the servers' queues and Maildirs.
 DATA=$WORK
 if [ "${FS:-}" = journal ]; then
@@ -228,6 +242,8 @@ status_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; } # pid V
 
 # ---- facteur ----------------------------------------------------------------
 FPID=""
+# The curves (bench/curves.sh) add to the config through F_LISTEN (lines of
+# [listen]), F_LIMITS ([limits]) and F_OUTBOUND ([outbound]).
 start_facteur() { # dir [extra toml] [extra top-level toml]
   local d=$1
   mkdir -p "$d"
@@ -243,13 +259,15 @@ users_file = "users"
 run_as_root = true # the bench runs as root; facteur would otherwise switch to user "facteur"
 [listen]
 smtp = ["127.0.0.1:$P_SMTP"]
-smtps = []
 relay = ["127.0.0.1:$P_RELAY"]
+${F_LISTEN:-smtps = []}
 [limits]
-max_connections = $((IDLE + 1000))
-max_connections_per_ip = $((IDLE + 1000))
+max_connections = $((MAXCONN + 1000))
+max_connections_per_ip = $((MAXCONN + 1000))
+${F_LIMITS:-}
 [outbound]
 port = $P_SINK
+${F_OUTBOUND:-}
 [inbound]
 # Off but in facteur_inbound_checked, which brings a DNS for the senders.
 check_senders = ${CHECK_SENDERS:-false}
@@ -258,10 +276,15 @@ level = "info"
 file = "facteur.log"
 ${2:-}
 EOF
-  (cd "$d" && exec setsid "$BIN/facteur" serve --config facteur.toml) >"$d/facteur.out" 2>&1 &
-  FPID=$!; PIDS+=("$FPID")
+  launch_facteur "$d"
   wait_port 127.0.0.1 "$P_SMTP" || { tail "$d/facteur.out" "$d/facteur.log" >&2; exit 1; }
   wait_port 127.0.0.1 "$P_RELAY"
+}
+# launch_facteur starts facteur on the config start_facteur wrote in dir,
+# without waiting for it to listen.
+launch_facteur() { # dir
+  (cd "$1" && exec setsid "$BIN/facteur" serve --config facteur.toml) >>"$1/facteur.out" 2>&1 &
+  FPID=$!; PIDS+=("$FPID")
 }
 stop_facteur() {
   kill -TERM "$FPID" 2>/dev/null || true; wait "$FPID" 2>/dev/null || true
@@ -304,6 +327,8 @@ maillog_file = $d/maillog
 maillog_file_prefixes = $d
 EOF
   [ "$2" = 1 ] && echo "relayhost = [127.0.0.2]:$P_SINK" >> "$d/etc/main.cf"
+  # The curves' additions (bench/curves.sh): main.cf lines, master.cf lines.
+  [ -n "${PF_MAIN:-}" ] && echo "$PF_MAIN" >> "$d/etc/main.cf"
   # The stock internal services with chroot off, and smtpd on the bench port.
   cat > "$d/etc/master.cf" <<EOF
 127.0.0.1:$P_PF inet n - n - - smtpd
@@ -330,6 +355,7 @@ lmtp       unix  - - n -  - lmtp
 anvil      unix  - - n -  1 anvil
 scache     unix  - - n -  1 scache
 postlog    unix-dgram n - n - 1 postlogd
+${PF_MASTER:-}
 EOF
   postfix -c "$d/etc" check >"$d/check.log" 2>&1 || { cat "$d/check.log" >&2; exit 1; }
   PF_ETC=$d/etc
@@ -587,11 +613,13 @@ wait_maildir_n1() { local N=1; wait_maildir "$1" >/dev/null; }
 
 # ---- the run ----------------------------------------------------------------
 log "N=$N C=$C SIZE=$SIZE REPS=$REPS LAT_N=$LAT_N IDLE=$IDLE BIG=$BIG SETTLE=$SETTLE"
-STEPS=${STEPS:-facteur_inbound postfix_inbound opensmtpd_inbound facteur_inbound_file facteur_inbound_checked facteur_relay postfix_relay opensmtpd_relay ceiling memory}
+STEPS=${STEPS:-facteur_inbound postfix_inbound opensmtpd_inbound facteur_inbound_file facteur_inbound_checked facteur_relay postfix_relay opensmtpd_relay ceiling memory $CURVES}
 for r in $(seq 1 "$REPS"); do
   for step in $STEPS; do
+    case " memory $CURVES " in
+      *" $step "*) continue ;; # once, after the repetitions
+    esac
     case $step in
-      memory) continue ;; # once, after the repetitions
       opensmtpd_*) [ -n "$OSD" ] || continue ;;
     esac
     log "rep $r/$REPS: $step"
@@ -600,6 +628,9 @@ for r in $(seq 1 "$REPS"); do
   done
 done
 case " $STEPS " in *" memory "*) log "memory"; memory ;; esac
+for step in $CURVES; do
+  case " $STEPS " in *" $step "*) log "curve: $step"; sleep "$SETTLE"; $step ;; esac
+done
 
 # ---- the table --------------------------------------------------------------
 {
@@ -611,7 +642,7 @@ case " $STEPS " in *" memory "*) log "memory"; memory ;; esac
   echo "\`N=$N C=$C SIZE=$SIZE REPS=$REPS SETTLE=$SETTLE$([ "${FS:-}" = journal ] && echo " FS=journal") bash bench/run.sh\`: medians of $REPS interleaved runs (min-max in brackets); one connection per message (smtp-source default)."
   echo
 } > "$WORK/table.md"
-awk -v N="$N" -v C="$C" -v SIZE="$SIZE" -v LAT_N="$LAT_N" -v IDLE="$IDLE" -v BIG="$BIG" '
+grep -qvE '^curve\.' "$RESULTS" && awk -v N="$N" -v C="$C" -v SIZE="$SIZE" -v LAT_N="$LAT_N" -v IDLE="$IDLE" -v BIG="$BIG" '
   { v[$1, ++n[$1]] = $2 }
   function med(k,    a, i, j, m, x) {
     m = n[k]; if (!m) return ""
@@ -655,7 +686,7 @@ awk -v N="$N" -v C="$C" -v SIZE="$SIZE" -v LAT_N="$LAT_N" -v IDLE="$IDLE" -v BIG
     printf "| ceiling: 4 KiB O_DSYNC writes/s on the data disk | %s | | | | |\n", cell("dsync")
     printf "| ceiling: serial Maildir-style deliveries/s (write, fsync, rename, dir fsync) | %s | | | | |\n", cell("deliver")
   }' "$RESULTS" >> "$WORK/table.md"
-cat >> "$WORK/table.md" <<'EOF'
+grep -qvE '^curve\.' "$RESULTS" && cat >> "$WORK/table.md" <<'EOF'
 
 facteur memory is its process's peak RSS (VmHWM); Postfix's and OpenSMTPD's are the peak of the sum of PSS over its
 processes, sampled every 0.1 s. Time to 250 is measured by bench/loadgen from the end of the data to the
@@ -663,8 +694,11 @@ reply, C sessions, one connection per message. OpenSMTPD's listen(2) backlog is 
 OSD_BACKLOG (bench/listen-backlog.c, 0 = as shipped), and its relay runs carry OSD_RELAY_N messages
 (about 15 msgs/s: one session, stalls of tens of ms per message with smtp-sink). Raw figures: the lines below.
 EOF
+[ -s "$WORK/curves.md" ] && cat "$WORK/curves.md" >> "$WORK/table.md"
 { echo; echo '```'; cat "$RESULTS"; echo '```'; } >> "$WORK/table.md"
-OUT=$BENCH/results/$(date +%Y-%m-%d-%H%M).md
-cp "$WORK/table.md" "$OUT"
 cat "$WORK/table.md"
-log "written to ${OUT#$ROOT/}"
+if [ -z "$TINY" ]; then
+  OUT=$BENCH/results/$(date +%Y-%m-%d-%H%M).md
+  cp "$WORK/table.md" "$OUT"
+  log "written to ${OUT#$ROOT/}"
+fi

@@ -4,16 +4,31 @@
 //
 //	loadgen -addr 127.0.0.1:2525 -n 5000 -c 20 -size 4096 -to bench@localhost
 //
-// prints one line: msgs=N errors=E secs=S rate=R p50_ms=X p99_ms=Y max_ms=Z.
+// prints one line: msgs=N errors=E secs=S rate=R p50_ms=X p99_ms=Y
+// max_ms=Z, then conn_p50_ms and conn_p99_ms (from the start of the dial to
+// the 250: what waiting for a free server process adds), and with TLS
+// resumed=K (handshakes that resumed a session) and group=G (the key
+// exchange the last handshake used).
 // Each message gets its own connection (like smtp-source without -d) unless
 // -reuse is given.
+//
+// With -starttls each connection upgrades after EHLO; with -tls it speaks
+// TLS from the first byte (port 465). Certificates are not checked. Without
+// -resume every handshake is a full one; with it the sessions share one
+// tls.ClientSessionCache, so a server that issues tickets is spared the
+// key exchange's signature from the second connection on.
+//
+// -src K spreads the connections over the source addresses 127.0.0.1 to
+// 127.0.0.K, for runs that would run out of ephemeral ports on one.
 package main
 
 import (
 	"bufio"
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"slices"
 	"strings"
@@ -31,12 +46,28 @@ func main() {
 	to := flag.String("to", "bench@localhost", "envelope recipient")
 	reuse := flag.Bool("reuse", false, "send many messages per connection")
 	timeout := flag.Duration("timeout", 2*time.Minute, "per reply")
+	starttls := flag.Bool("starttls", false, "STARTTLS after EHLO")
+	implicit := flag.Bool("tls", false, "TLS from the first byte (smtps)")
+	resume := flag.Bool("resume", false, "share a TLS session cache between connections (tickets)")
+	srcs := flag.Int("src", 1, "source addresses 127.0.0.1 to 127.0.0.`K`")
 	flag.Parse()
+
+	d := &dialer{addr: *addr, timeout: *timeout, starttls: *starttls, srcs: max(1, *srcs)}
+	if *starttls || *implicit {
+		d.tls = &tls.Config{InsecureSkipVerify: true, ServerName: "bench.localdomain"}
+		if *resume {
+			d.tls.ClientSessionCache = tls.NewLRUClientSessionCache(0)
+		}
+		if *implicit {
+			d.starttls, d.implicit = false, true
+		}
+	}
 
 	body := makeBody(*size, *to)
 	var next atomic.Int64
 	var errs atomic.Int64
 	lat := make([][]time.Duration, *c)
+	total := make([][]time.Duration, *c) // from the dial (or MAIL) to the 250
 	var firstErr atomic.Value
 	fail := func(err error) {
 		errs.Add(1)
@@ -48,21 +79,23 @@ func main() {
 		wg.Go(func() {
 			var s *session
 			for next.Add(1) <= int64(*n) {
+				start := time.Now()
 				if s == nil {
 					var err error
-					if s, err = dial(*addr, *timeout); err != nil {
+					if s, err = d.dial(); err != nil {
 						fail(err)
 						continue
 					}
 				}
-				d, err := s.send(*from, *to, body)
+				l, err := s.send(*from, *to, body)
 				if err != nil {
 					fail(err)
 					s.conn.Close()
 					s = nil
 					continue
 				}
-				lat[w] = append(lat[w], d)
+				lat[w] = append(lat[w], l)
+				total[w] = append(total[w], time.Since(start))
 				if !*reuse {
 					s.quit()
 					s = nil
@@ -75,20 +108,27 @@ func main() {
 	}
 	wg.Wait()
 	secs := time.Since(t0).Seconds()
-	all := slices.Concat(lat...)
+	all, conn := slices.Concat(lat...), slices.Concat(total...)
 	slices.Sort(all)
-	pct := func(p float64) float64 {
-		if len(all) == 0 {
-			return 0
-		}
-		return float64(all[min(len(all)-1, int(p*float64(len(all))))].Microseconds()) / 1000
+	slices.Sort(conn)
+	fmt.Printf("msgs=%d errors=%d secs=%.3f rate=%.1f p50_ms=%.2f p99_ms=%.2f max_ms=%.2f conn_p50_ms=%.2f conn_p99_ms=%.2f",
+		len(all), errs.Load(), secs, float64(len(all))/secs, pct(all, 0.50), pct(all, 0.99), pct(all, 1), pct(conn, 0.50), pct(conn, 0.99))
+	if d.tls != nil {
+		fmt.Printf(" handshakes=%d resumed=%d group=%s", d.handshakes.Load(), d.resumed.Load(), d.group.Load())
 	}
-	fmt.Printf("msgs=%d errors=%d secs=%.3f rate=%.1f p50_ms=%.2f p99_ms=%.2f max_ms=%.2f\n",
-		len(all), errs.Load(), secs, float64(len(all))/secs, pct(0.50), pct(0.99), pct(1))
+	fmt.Println()
 	if err, ok := firstErr.Load().(error); ok {
 		fmt.Fprintln(os.Stderr, "loadgen: first error:", err)
 		os.Exit(1)
 	}
+}
+
+// pct is the p-th quantile of sorted, in milliseconds.
+func pct(sorted []time.Duration, p float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	return float64(sorted[min(len(sorted)-1, int(p*float64(len(sorted))))].Microseconds()) / 1000
 }
 
 // makeBody is a few headers and size bytes of 80-column lines, ending in CRLF.
@@ -110,20 +150,71 @@ type session struct {
 	timeout time.Duration
 }
 
-func dial(addr string, timeout time.Duration) (*session, error) {
-	nc, err := net.DialTimeout("tcp", addr, timeout)
+// dialer opens sessions, in TLS if asked, and counts the handshakes.
+type dialer struct {
+	addr     string
+	timeout  time.Duration
+	srcs     int
+	tls      *tls.Config // nil: plain
+	starttls bool
+	implicit bool
+
+	n          atomic.Int64 // connections, to pick the source address
+	handshakes atomic.Int64
+	resumed    atomic.Int64
+	group      atomic.Value // string
+}
+
+func (d *dialer) dial() (*session, error) {
+	nd := net.Dialer{Timeout: d.timeout}
+	if d.srcs > 1 {
+		ip := netip.AddrFrom4([4]byte{127, 0, 0, byte(1 + d.n.Add(1)%int64(min(d.srcs, 254)))})
+		nd.LocalAddr = &net.TCPAddr{IP: ip.AsSlice()}
+	}
+	nc, err := nd.Dial("tcp", d.addr)
 	if err != nil {
 		return nil, err
 	}
-	s := &session{conn: nc, r: bufio.NewReader(nc), w: bufio.NewWriterSize(nc, 64<<10), timeout: timeout}
+	if d.implicit {
+		if nc, err = d.handshake(nc); err != nil {
+			return nil, err
+		}
+	}
+	s := &session{conn: nc, r: bufio.NewReader(nc), w: bufio.NewWriterSize(nc, 64<<10), timeout: d.timeout}
 	if err = s.expect("220"); err == nil {
 		err = s.cmd("EHLO loadgen.localhost", "250")
+	}
+	if err == nil && d.starttls {
+		if err = s.cmd("STARTTLS", "220"); err == nil {
+			if s.conn, err = d.handshake(nc); err == nil {
+				s.r.Reset(s.conn)
+				s.w.Reset(s.conn)
+				err = s.cmd("EHLO loadgen.localhost", "250")
+			}
+		}
 	}
 	if err != nil {
 		nc.Close()
 		return nil, err
 	}
 	return s, nil
+}
+
+func (d *dialer) handshake(nc net.Conn) (net.Conn, error) {
+	tc := tls.Client(nc, d.tls)
+	nc.SetDeadline(time.Now().Add(d.timeout))
+	if err := tc.Handshake(); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("TLS handshake: %w", err)
+	}
+	nc.SetDeadline(time.Time{})
+	st := tc.ConnectionState()
+	d.handshakes.Add(1)
+	if st.DidResume {
+		d.resumed.Add(1)
+	}
+	d.group.Store(st.CurveID.String())
+	return tc, nil
 }
 
 // send runs one transaction and returns the time from the end of the data
