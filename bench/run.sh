@@ -101,7 +101,7 @@ if [ -z "${FACTEUR_BENCH_NS:-}" ]; then
   if [ -f /etc/postfix/main.cf ] && postfix status >/dev/null 2>&1; then
     log "stopping the packaged Postfix instance"; postfix stop >/dev/null 2>&1 || true
   fi
-  for t in unshare:util-linux ip:iproute2 ss:iproute2 curl:curl; do
+  for t in unshare:util-linux ip:iproute2 ss:iproute2 curl:curl openssl:openssl; do
     command -v "${t%%:*}" >/dev/null 2>&1 || { DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${t#*:}" >/dev/null; }
   done
   OSD=$BENCH/.deps/opensmtpd
