@@ -1,0 +1,93 @@
+package queue
+
+import (
+	"fmt"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// BenchmarkSchedule is the scheduler beside a deep queue: a destination
+// down, 100,000 messages deferred for an hour in the spool.
+//
+//	attempt/deferred=N: per op, one new message that the destination
+//	    defers too: enqueued, dispatched, attempted and re-armed for its
+//	    next attempt, with N others waiting. The difference between N = 0
+//	    and N = 100,000 is what the depth costs each attempt; a scan of
+//	    the waiting messages per dispatch would show here.
+//	load/deferred=N: per op, Open on the spool of N messages, as at a
+//	    restart; heap-B/entry is the heap it keeps per loaded message.
+//
+// Only through the package's API and its spool format (writeMsg), so that
+// it measures whatever the scheduler's inside is.
+func BenchmarkSchedule(b *testing.B) {
+	for _, n := range []int{0, 100_000} {
+		b.Run(fmt.Sprintf("attempt/deferred=%d", n), func(b *testing.B) {
+			dir := b.TempDir()
+			var attempts atomic.Int64
+			tr := newFake()
+			spoolDeferred(b, dir, n, tr.clock.Now())
+			tr.setRule(func(string, string) Result {
+				attempts.Add(1)
+				return transient("451 4.3.0 down for the day")
+			})
+			q := openQueue(b, deepConfig(dir, tr))
+			run(b, q)
+			body := "Subject: bench\r\n\r\n" + strings.Repeat("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd\r\n", 64)
+			b.ReportAllocs()
+			var sent int64
+			for b.Loop() {
+				m := Message{Origin: FromRelay, ID: NewID(), From: "alice@sender.test", Rcpts: []string{"bob@down.test"}}
+				if err := q.Enqueue(m, nil, strings.NewReader(body), nil); err != nil {
+					b.Fatal(err)
+				}
+				sent++
+			}
+			waitFor(b, "every new message attempted", func() bool { return attempts.Load() >= sent })
+		})
+	}
+	b.Run("load/deferred=100000", func(b *testing.B) {
+		dir := b.TempDir()
+		spoolDeferred(b, dir, 100_000, newFake().clock.Now())
+		var before, after runtime.MemStats
+		var q *Queue
+		for b.Loop() {
+			q = nil
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			q = openQueue(b, deepConfig(dir, newFake()))
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/100_000, "heap-B/entry")
+		runtime.KeepAlive(q)
+	})
+}
+
+// deepConfig retries an hour apart; the fake clock, which stands still,
+// sees to it that nothing deferred comes due while the benchmark runs.
+func deepConfig(dir string, tr *fakeCourier) Config {
+	cfg := testConfig(dir, tr)
+	cfg.MinBackoff, cfg.MaxBackoff = time.Hour, time.Hour
+	return cfg
+}
+
+// spoolDeferred writes n messages of 4 KiB, each tried once and due again
+// within the hour after now, as a spool holds them for a destination that
+// is down. They are written out before it returns: the first durable write
+// of a benchmark, whose syncfs would otherwise flush them all, must not
+// pay for them.
+func spoolDeferred(b *testing.B, dir string, n int, now time.Time) {
+	b.Helper()
+	data := "From: alice@sender.test\r\nSubject: deferred\r\n\r\n" + strings.Repeat("x", 4000) + "\r\n"
+	for i := range n {
+		env := &Envelope{ID: NewID(), From: "alice@sender.test", Origin: FromRelay, Arrival: now, Attempts: 1,
+			NextAttempt: now.Add(time.Hour + time.Duration(i)*time.Millisecond),
+			Rcpts:       []Rcpt{{Addr: fmt.Sprintf("user%d@down.test", i%100), State: Pending, Code: 451, LastError: "down for the day", LastAttempt: now}}}
+		writeMsg(b, dir, env, data)
+	}
+	syscall.Sync()
+}
