@@ -2,14 +2,22 @@ package smtpd
 
 import (
 	"bufio"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
 	"net"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -24,6 +32,7 @@ import (
 	"facteur/internal/maildir"
 	"facteur/internal/resolver"
 	"facteur/internal/smtptest"
+	"facteur/internal/tlsconf"
 	"facteur/internal/users"
 )
 
@@ -50,7 +59,7 @@ func BenchmarkSession(b *testing.B) {
 	for _, store := range []string{"maildir", "checked", "discard", "quiet"} {
 		for _, mode := range []string{"reuse", "connect", "par20"} {
 			b.Run(store+"/"+mode, func(b *testing.B) {
-				addr := benchServer(b, store)
+				addr := benchServer(b, store, nil)
 				b.SetBytes(int64(len(benchBody)))
 				b.ReportAllocs()
 				switch mode {
@@ -123,7 +132,9 @@ func (discardStore) Deliver(mailboxes []string, header []byte, body io.Reader, _
 	return nil, err
 }
 
-func benchServer(b *testing.B, store string) string {
+// benchServer serves store on loopback, offering STARTTLS with tlsCfg if
+// it is not nil.
+func benchServer(b *testing.B, store string, tlsCfg *tls.Config) string {
 	b.Helper()
 	dir := b.TempDir()
 	u, err := users.Parse(strings.NewReader("alice\n"), "users", []string{"example.test"})
@@ -143,6 +154,7 @@ func benchServer(b *testing.B, store string) string {
 	if store == "checked" {
 		o.Checks = benchChecker(b)
 	}
+	o.TLS = tlsCfg
 	srv := New(o, u)
 	a, err := srv.Listen("smtp", Inbound, false, "127.0.0.1:0")
 	if err != nil {
@@ -151,6 +163,98 @@ func benchServer(b *testing.B, store string) string {
 	srv.Serve()
 	b.Cleanup(func() { srv.Shutdown(b.Context()) })
 	return a.String()
+}
+
+// BenchmarkSessionTLS is one message per connection with STARTTLS, into
+// the discard store so that what is measured is the session and its
+// handshake: dial, EHLO, STARTTLS, handshake, EHLO, one 4 KiB message,
+// QUIT. The server has tlsconf's configuration (facteur's own) with a
+// self-signed P-256 or RSA 2048 certificate. full: the client keeps no
+// session, so each handshake is a full one (key exchange and the
+// certificate's signature); resumed: one client session cache, so from the
+// second connection on the server's tickets resume the session and spare
+// the signature.
+func BenchmarkSessionTLS(b *testing.B) {
+	for _, kind := range []string{"ecdsa", "rsa"} {
+		cfg := benchTLS(b, kind)
+		for _, mode := range []string{"full", "resumed"} {
+			b.Run(kind+"/"+mode, func(b *testing.B) {
+				addr := benchServer(b, "quiet", cfg)
+				client := &tls.Config{InsecureSkipVerify: true, ServerName: "mx.example.test"}
+				if mode == "resumed" {
+					client.ClientSessionCache = tls.NewLRUClientSessionCache(1)
+				}
+				b.SetBytes(int64(len(benchBody)))
+				b.ReportAllocs()
+				resumed := 0
+				for b.Loop() {
+					c, err := benchDialTLS(addr, client)
+					if err == nil {
+						if c.conn.(*tls.Conn).ConnectionState().DidResume {
+							resumed++
+						}
+						err = c.message()
+					}
+					if err == nil {
+						err = c.quit()
+					}
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+				if mode == "resumed" && resumed == 0 {
+					b.Fatal("no handshake resumed a session")
+				}
+			})
+		}
+	}
+}
+
+// benchTLS is facteur's server configuration (tlsconf) with a self-signed
+// certificate for mx.example.test on a new key of that kind.
+func benchTLS(b *testing.B, kind string) *tls.Config {
+	b.Helper()
+	var key crypto.Signer
+	var err error
+	switch kind {
+	case "ecdsa":
+		key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	case "rsa":
+		key, err = rsa.GenerateKey(rand.Reader, 2048)
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "mx.example.test"},
+		DNSNames:     []string{"mx.example.test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		b.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		b.Fatal(err)
+	}
+	dir := b.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	st, err := tlsconf.Open(certFile, keyFile, dir, "mx.example.test")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return st.Config()
 }
 
 // benchClient is a bare SMTP client that only checks reply codes. Its
@@ -174,6 +278,31 @@ func benchDial(addr string) (*benchClient, error) {
 	}
 	if err := c.cmd("EHLO client.example.org", 250); err != nil {
 		nc.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// benchDialTLS is benchDial, then STARTTLS and EHLO again.
+func benchDialTLS(addr string, cfg *tls.Config) (*benchClient, error) {
+	c, err := benchDial(addr)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.cmd("STARTTLS", 220); err != nil {
+		c.conn.Close()
+		return nil, err
+	}
+	tc := tls.Client(c.conn, cfg)
+	if err := tc.Handshake(); err != nil {
+		c.conn.Close()
+		return nil, err
+	}
+	c.conn = tc
+	c.r.Reset(tc)
+	c.w.Reset(tc)
+	if err := c.cmd("EHLO client.example.org", 250); err != nil {
+		tc.Close()
 		return nil, err
 	}
 	return c, nil
