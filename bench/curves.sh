@@ -256,10 +256,23 @@ queue_depth() {
     echo "| queued | server | memory above idle, MB (bytes per message) | idle CPU, % of a core | queue list, s | restart: first new message, s | restart: queue loaded, s | drain, msgs/s | queue filled at, msgs/s |"
     echo "|---|---|---|---|---|---|---|---|---|"
   } >> "$WORK/curves.md"
-  local qn
+  local qn srv first="" last=""
   for qn in $QUEUE_N; do
     queue_depth_facteur "$qn"
     queue_depth_postfix "$qn"
+    first=${first:-$qn} last=$qn
+  done
+  # Between two depths the fixed part (heap the load grew, Postfix's
+  # processes) cancels out: what is left is the cost of one more message.
+  [ "$first" != "$last" ] || return 0
+  echo >> "$WORK/curves.md"
+  for srv in facteur postfix; do
+    local a b
+    a=$(awk -v k="curve.queue_depth.$first.$srv.full_kb" '$1 == k { print $2 }' "$RESULTS")
+    b=$(awk -v k="curve.queue_depth.$last.$srv.full_kb" '$1 == k { print $2 }' "$RESULTS")
+    per=$(awk -v a="$a" -v b="$b" -v n="$((last - first))" 'BEGIN { printf "%.0f", (b - a) * 1024 / n }')
+    curve_record "queue_depth.slope.$srv.bytes_per_msg" "$per"
+    echo "$srv: $per bytes of memory per queued message from $first to $last queued." >> "$WORK/curves.md"
   done
 }
 # queue_row server qn base_kb full_kb cpu_ms list_s first_s loaded_s drain fill

@@ -180,7 +180,9 @@ func (d *dialer) dial() (*session, error) {
 			return nil, err
 		}
 	}
-	s := &session{conn: nc, r: bufio.NewReader(nc), w: bufio.NewWriterSize(nc, 64<<10), timeout: d.timeout}
+	// 8 KiB: a larger body goes past the buffer in one write, and 10,000
+	// sessions at once keep one each.
+	s := &session{conn: nc, r: bufio.NewReader(nc), w: bufio.NewWriterSize(nc, 8<<10), timeout: d.timeout}
 	if err = s.expect("220"); err == nil {
 		err = s.cmd("EHLO loadgen.localhost", "250")
 	}
