@@ -22,7 +22,15 @@
 #                and smtpd_tls_wrappermode on its smtps). msgs/s, CPU per
 #                message, resumed handshakes, key exchange. TLS_MODES picks
 #                among "starttls/full starttls/resumed smtps/full
-#                smtps/resumed" (default all four).
+#                smtps/resumed" (default all four). TLS_GROUPS: the key
+#                exchanges the client offers (loadgen -groups), e.g.
+#                X25519 for the same one on both servers; default Go's
+#                (facteur then picks X25519MLKEM768, Postfix with OpenSSL
+#                3.0 X25519).
+#
+# PROFILE=1 also keeps, in bench/results/<date>-<time>-<name>.pprof,
+# facteur's CPU profile over PROFILE_SECONDS (default 5) of the sessions
+# and starttls points and its heap with the deepest queue deferred.
 #   sizes        messages of SIZES bytes (default 4 KiB, 100 KiB, 1 MiB,
 #                10 MiB), C sessions, SIZE_MB MB of them per size and server
 #                (default 1024, at least C messages, at most N): MB/s until
@@ -46,6 +54,7 @@ PF_LIMIT=${PF_LIMIT:-1000}
 TLS_N=${TLS_N:-$((N < 5000 ? N : 5000))}
 TLS_KEYS=${TLS_KEYS:-ecdsa rsa}
 TLS_MODES=${TLS_MODES:-starttls/full starttls/resumed smtps/full smtps/resumed}
+TLS_GROUPS=${TLS_GROUPS:-}
 SIZES=${SIZES:-4096 102400 1048576 10485760}
 SIZE_MB=${SIZE_MB:-1024}
 DD_MB=${DD_MB:-512}
@@ -68,7 +77,7 @@ point() {
   local srv=$1 d=$2 n=$3 port mdir sid key t0 t2 c0 c2 got
   shift 3
   case $srv in
-    facteur) start_facteur "$d" "${F_TOML:-}"; sid=$(sid_of "$FPID"); key=Rss
+    facteur) start_facteur "$d" "${F_TOML:-}$(curve_pprof)"; sid=$(sid_of "$FPID"); key=Rss
              port=$P_SMTP mdir=$d/maildirs/bench/Maildir ;;
     *) start_postfix "$d" 0; sid=$PF_SID; key=Pss; port=$P_PF mdir=$d/maildirs/bench ;;
   esac
@@ -76,6 +85,7 @@ point() {
   sampler "$sid" "$key" "$d/peak"
   sync
   c0=$(cpu_ms "$sid"); t0=$(now)
+  [ "$srv" = facteur ] && curve_profile "${d##*/c-}" profile "?seconds=${PROFILE_SECONDS:-5}"
   # A session error is counted, not fatal: Postfix as installed may not
   # take 10,000 connections at once.
   "$BIN/loadgen" -addr "127.0.0.1:$port" -n "$n" -to bench@localhost "$@" >"$d/loadgen" 2>&1 || log "$srv: $(tail -1 "$d/loadgen")"
@@ -84,13 +94,23 @@ point() {
   [ "${got:-0}" -gt 0 ] || { log "$srv: no message got through: $(cat "$d/loadgen")"; exit 1; }
   t2=$(N=$got wait_maildir "$mdir")
   c2=$(cpu_ms "$sid")
-  stop_sampler
+  stop_sampler; profile_wait
   P_SECS=$(elapsed "$t0" "$t2")
   P_RATE=$(rate "$got" "$t0" "$t2")
   P_CPU=$(per_msg "$c0" "$c2" "$got")
   P_MEM=$(cat "$d/peak")
   case $srv in facteur) stop_facteur ;; *) stop_postfix ;; esac
 }
+# With PROFILE=1, facteur serves net/http/pprof, and curve_profile name
+# kind [query] saves /debug/pprof/<kind> in the background (profile_wait
+# waits for it).
+curve_pprof() { [ -n "$PROFILE" ] && printf '\n[debug]\npprof = "127.0.0.1:%s"\n' "$P_PPROF"; return 0; }
+curve_profile() {
+  [ -n "$PROFILE" ] || return 0
+  curl -s -o "$BENCH/results/$STAMP-$1.pprof" "http://127.0.0.1:$P_PPROF/debug/pprof/$2${3:-}" &
+  PROF=$!
+}
+STAMP=$(date +%Y-%m-%d-%H%M)
 lg() { sed -En "s/(^|.* )$1=([^ ]*).*/\2/p" <<<"$P_OUT"; } # a field of loadgen's line
 
 # ---- sessions ---------------------------------------------------------------
@@ -150,6 +170,7 @@ starttls() {
     echo "bench/loadgen, $TLS_N messages of $SIZE bytes, $C sessions, one connection (and handshake) per message, to a local Maildir."
     echo "\"full\": no client session cache, every handshake a full one; \"resumed\": one tls.ClientSessionCache shared by the sessions (TLS 1.3 tickets)."
     echo "Postfix: smtpd_tls_security_level = may, smtpd_tls_wrappermode = yes on its smtps, tlsmgr running; both servers with the same key and certificate."
+    echo "Key exchanges offered: ${TLS_GROUPS:-the Go client default (X25519MLKEM768, X25519, P-256...)}; CPU per message counts every process of the server."
     echo
     echo "| key | port | handshakes | server | msgs/s | CPU per message, ms | resumed / handshakes | key exchange | p99 ms |"
     echo "|---|---|---|---|---|---|---|---|---|"
@@ -163,6 +184,7 @@ starttls() {
       args=(-c "$C" -size "$SIZE")
       [ "$mode" = starttls ] && args+=(-starttls) || args+=(-tls)
       [ "$res" = resumed ] && args+=(-resume)
+      [ -n "$TLS_GROUPS" ] && args+=(-groups "$TLS_GROUPS")
       for srv in facteur postfix; do
         log "starttls: $kind, $mode, $res, $srv"
         PORT_TLS=$([ "$mode" = smtps ] && echo 1 || echo 0) \
@@ -288,7 +310,7 @@ queue_row() {
 queue_depth_facteur() {
   local qn=$1 d=$DATA/c-queue-$1-facteur base full c0 c1 t0 t1 t2 fill list first loaded drain line
   sink_defer
-  F_OUTBOUND=$'min_backoff = "1h"\nmax_backoff = "1h"' start_facteur "$d"
+  F_OUTBOUND=$'min_backoff = "1h"\nmax_backoff = "1h"' start_facteur "$d" "$(curve_pprof)"
   sleep 1
   base=$(status_kb "$FPID" VmRSS)
   log "queue_depth: facteur, $qn messages behind a 4xx"
@@ -298,6 +320,7 @@ queue_depth_facteur() {
   t1=$(now); fill=$(rate "$qn" "$t0" "$t1")
   c0=$(cpu_ms "$(sid_of "$FPID")"); sleep "$IDLE_CPU_SECS"; c1=$(cpu_ms "$(sid_of "$FPID")")
   full=$(status_kb "$FPID" VmRSS)
+  curve_profile "queue-$qn-heap" heap; profile_wait
   t0=$(now); (cd "$d" && "$BIN/facteur" queue --config facteur.toml list >"$d/list"); t1=$(now)
   list=$(elapsed "$t0" "$t1")
   log "queue list: $(wc -l <"$d/list") lines in $list s"

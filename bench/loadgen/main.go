@@ -20,6 +20,8 @@
 //
 // -src K spreads the connections over the source addresses 127.0.0.1 to
 // 127.0.0.K, for runs that would run out of ephemeral ports on one.
+// -groups limits the key exchanges offered, so that two servers that
+// prefer different ones can be made to do the same work.
 package main
 
 import (
@@ -50,6 +52,7 @@ func main() {
 	implicit := flag.Bool("tls", false, "TLS from the first byte (smtps)")
 	resume := flag.Bool("resume", false, "share a TLS session cache between connections (tickets)")
 	srcs := flag.Int("src", 1, "source addresses 127.0.0.1 to 127.0.0.`K`")
+	groups := flag.String("groups", "", "key exchanges to offer, `names` as in crypto/tls (X25519,CurveP256,X25519MLKEM768); empty: Go's default")
 	flag.Parse()
 
 	d := &dialer{addr: *addr, timeout: *timeout, starttls: *starttls, srcs: max(1, *srcs)}
@@ -57,6 +60,16 @@ func main() {
 		d.tls = &tls.Config{InsecureSkipVerify: true, ServerName: "bench.localdomain"}
 		if *resume {
 			d.tls.ClientSessionCache = tls.NewLRUClientSessionCache(0)
+		}
+		for g := range strings.SplitSeq(*groups, ",") {
+			id, ok := groupIDs[strings.TrimSpace(g)]
+			if g != "" && !ok {
+				fmt.Fprintf(os.Stderr, "loadgen: unknown key exchange %q\n", g)
+				os.Exit(2)
+			}
+			if ok {
+				d.tls.CurvePreferences = append(d.tls.CurvePreferences, id)
+			}
 		}
 		if *implicit {
 			d.starttls, d.implicit = false, true
@@ -148,6 +161,14 @@ type session struct {
 	r       *bufio.Reader
 	w       *bufio.Writer
 	timeout time.Duration
+}
+
+var groupIDs = map[string]tls.CurveID{}
+
+func init() {
+	for _, id := range []tls.CurveID{tls.X25519, tls.CurveP256, tls.CurveP384, tls.X25519MLKEM768} {
+		groupIDs[id.String()] = id
+	}
 }
 
 // dialer opens sessions, in TLS if asked, and counts the handshakes.
