@@ -19,7 +19,7 @@ start_facteur mx.example.test ""
 rec=$(cd "$work" && ./facteur dns records --config facteur.toml example.test | grep ' IN TLSA ') ||
   fail "dns records printed no TLSA record"
 
-read -r P_NSD P_UNBOUND S_SMTP S_SMTPS S_RELAY S_SUBMIT < <(free_ports 6)
+read -r P_NSD P_UNBOUND < <(free_ports 2)
 dnsdir="$work/dns"
 mkdir "$dnsdir"
 cat >"$dnsdir/example.test.zone" <<ZONE
@@ -100,33 +100,7 @@ done
 echo "interop: Unbound validates the signed zone served by NSD (AD set on the TLSA answer)"
 
 # The sending facteur, in a folder of its own, asking Unbound.
-mkdir "$work/sender"
-: >"$work/sender/users"
-cat >"$work/sender/facteur.toml" <<CONF
-hostname = "sender.test"
-domains = ["sender.test"]
-data_dir = "var"
-run_as_root = true
-dns = "127.0.0.1:$P_UNBOUND"
-[listen]
-smtp = ["127.0.0.1:$S_SMTP"]
-smtps = ["127.0.0.1:$S_SMTPS"]
-relay = ["127.0.0.1:$S_RELAY"]
-submission = ["127.0.0.1:$S_SUBMIT"]
-[outbound]
-port = $P_SMTP
-min_backoff = "1s"
-max_backoff = "2s"
-[log]
-level = "info"
-CONF
-(cd "$work/sender" && exec ../facteur serve --config facteur.toml) >"$work/sender.out" 2>&1 &
-bg_pids+=($!)
-for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$S_RELAY") 2>/dev/null && break; sleep 0.1; done
-sender_fail() { tail -20 "$work/sender.out" >&2; fail "$@"; }
-sender_queue() { (cd "$work/sender" && ../facteur queue --config facteur.toml list); }
-relay() { swaks --silent 2 --server "127.0.0.1:$S_RELAY" --helo client.test --from alice@sender.test --to "$1" >/dev/null ||
-  sender_fail "the sender's relay refused a message to $1"; }
+start_sender "127.0.0.1:$P_UNBOUND"
 
 mailbox="$work/var/mail/bob/Maildir/new"
 relay bob@example.test

@@ -35,7 +35,7 @@ mkdir "$pki"
 
 # The receiving MX, with the CA's certificate, asking NSD (for dns check:
 # its inbound checks, which NSD cannot answer for sender.test, are off).
-read -r P_NSD S_SMTP S_SMTPS S_RELAY S_SUBMIT < <(free_ports 5)
+read -r P_NSD < <(free_ports 1)
 echo "bob" >"$work/users"
 start_facteur mx.example.test "dns = \"127.0.0.1:$P_NSD\"
 [inbound]
@@ -130,33 +130,7 @@ $check"
 echo "interop: dns check finds the enforce policy nginx serves"
 
 # The sending facteur, in a folder of its own, trusting the CA.
-mkdir "$work/sender"
-: >"$work/sender/users"
-cat >"$work/sender/facteur.toml" <<CONF
-hostname = "sender.test"
-domains = ["sender.test"]
-data_dir = "var"
-run_as_root = true
-dns = "127.0.0.1:$P_NSD"
-[listen]
-smtp = ["127.0.0.1:$S_SMTP"]
-smtps = ["127.0.0.1:$S_SMTPS"]
-relay = ["127.0.0.1:$S_RELAY"]
-submission = ["127.0.0.1:$S_SUBMIT"]
-[outbound]
-port = $P_SMTP
-min_backoff = "1s"
-max_backoff = "2s"
-[log]
-level = "info"
-CONF
-(cd "$work/sender" && SSL_CERT_FILE="$pki/ca.pem" exec ../facteur serve --config facteur.toml) >"$work/sender.out" 2>&1 &
-bg_pids+=($!)
-for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$S_RELAY") 2>/dev/null && break; sleep 0.1; done
-sender_fail() { tail -20 "$work/sender.out" >&2; fail "$@"; }
-sender_queue() { (cd "$work/sender" && ../facteur queue --config facteur.toml list); }
-relay() { swaks --silent 2 --server "127.0.0.1:$S_RELAY" --helo client.test --from alice@sender.test --to "$1" >/dev/null ||
-  sender_fail "the sender's relay refused a message to $1"; }
+start_sender "127.0.0.1:$P_NSD" SSL_CERT_FILE="$pki/ca.pem"
 
 mailbox="$work/var/mail/bob/Maildir/new"
 relay bob@example.test

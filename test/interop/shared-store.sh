@@ -19,30 +19,17 @@ start() {
   local dir="$work/$1" p
   mkdir -p "$dir"
   printf 'alice\n' > "$dir/users"
-  read -r p P_SMTPS P_RELAY P_SUBMIT < <(free_ports 4)
-  port[$1]=$p
-  cat > "$dir/facteur.toml" <<CONF
-hostname = "mx.example.test"
-domains = ["example.test"]
-data_dir = "var"
-maildir_root = "$shared"
-run_as_root = true
-[listen]
-smtp = ["127.0.0.1:$p"]
-smtps = ["127.0.0.1:$P_SMTPS"]
-relay = ["127.0.0.1:$P_RELAY"]
-submission = ["127.0.0.1:$P_SUBMIT"]
+  write_config "$dir" mx.example.test example.test warn "maildir_root = \"$shared\"
 [inbound]
-check_senders = false
-[log]
-level = "warn"
-CONF
+check_senders = false"
+  p=${CONF_PORTS[0]}
+  port[$1]=$p
   # --kill-child: should this script die, the lib's cleanup kills unshare
   # and the kernel takes its child, facteur, with it.
   (cd "$dir" && exec unshare --pid --fork --kill-child --mount-proc ../facteur serve --config facteur.toml) >"$dir/facteur.out" 2>&1 &
   upid[$1]=$!
   bg_pids+=($!)
-  for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && return; sleep 0.1; done
+  wait_port "$p" && return
   tail -20 "$dir/facteur.out" >&2
   fail "$1 did not start"
 }

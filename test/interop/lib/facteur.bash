@@ -1,6 +1,7 @@
 # Sourced by the interop scripts: build facteur, run it on free loopback
 # ports with a throwaway config, and clean everything up on exit.
 #   start_facteur HOSTNAME EXTRA_TOML   sets P_SMTP P_SMTPS P_RELAY P_SUBMIT, $pid
+#   start_sender DNS [VAR=VALUE...]     a second facteur relaying to the first (see there)
 #   fail MESSAGE                        prints the log tail and exits 1
 #   free_ports COUNT [IP...]            COUNT distinct TCP ports, free on each IP a moment ago
 #   queue_left                          last line of `facteur queue list`
@@ -57,27 +58,64 @@ PY
 
 go build -o "$work/facteur" ./cmd/facteur
 
-start_facteur() {
-  read -r P_SMTP P_SMTPS P_RELAY P_SUBMIT < <(free_ports 4)
-  cat > "$work/facteur.toml" <<CONF
-hostname = "$1"
-domains = ["example.test"]
+# write_config DIR HOSTNAME DOMAIN LEVEL EXTRA: DIR/facteur.toml on four free ports,
+# given back in CONF_PORTS (smtp smtps relay submission); EXTRA comes before
+# [listen], so it may hold top-level keys and whole sections.
+write_config() {
+  read -r -a CONF_PORTS < <(free_ports 4)
+  cat > "$1/facteur.toml" <<CONF
+hostname = "$2"
+domains = ["$3"]
 data_dir = "var"
 run_as_root = true
-$2
+$5
 [listen]
-smtp = ["127.0.0.1:$P_SMTP"]
-smtps = ["127.0.0.1:$P_SMTPS"]
-relay = ["127.0.0.1:$P_RELAY"]
-submission = ["127.0.0.1:$P_SUBMIT"]
+smtp = ["127.0.0.1:${CONF_PORTS[0]}"]
+smtps = ["127.0.0.1:${CONF_PORTS[1]}"]
+relay = ["127.0.0.1:${CONF_PORTS[2]}"]
+submission = ["127.0.0.1:${CONF_PORTS[3]}"]
 [log]
-level = "warn"
+level = "$4"
 CONF
+}
+
+wait_port() { # PORT: wait until something listens on it
+  for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.1; done
+  return 1
+}
+
+start_facteur() {
+  write_config "$work" "$1" example.test warn "$2"
+  read -r P_SMTP P_SMTPS P_RELAY P_SUBMIT <<<"${CONF_PORTS[*]}"
   (cd "$work" && exec ./facteur serve --config facteur.toml) >"$work/facteur.out" 2>&1 &
   pid=$!
-  for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$P_SMTP") 2>/dev/null && return; sleep 0.1; done
-  fail "facteur did not start"
+  wait_port "$P_SMTP" || fail "facteur did not start"
 }
+
+# start_sender DNS [VAR=VALUE...]: a second facteur, sender.test in
+# $work/sender, asking DNS and delivering to the first one's smtp port,
+# retrying within seconds; the VARs are put in its environment. Then:
+#   relay ADDRESS    a message from alice@sender.test through its relay port
+#   sender_queue     its `facteur queue list`
+#   sender_fail MSG  fail with its log tail
+start_sender() {
+  local dns=$1; shift
+  mkdir "$work/sender"
+  : >"$work/sender/users"
+  write_config "$work/sender" sender.test sender.test info "dns = \"$dns\"
+[outbound]
+port = $P_SMTP
+min_backoff = \"1s\"
+max_backoff = \"2s\""
+  S_RELAY=${CONF_PORTS[2]}
+  (cd "$work/sender" && exec env "$@" ../facteur serve --config facteur.toml) >"$work/sender.out" 2>&1 &
+  bg_pids+=($!)
+  wait_port "$S_RELAY" || sender_fail "the sender did not start"
+}
+sender_fail() { tail -20 "$work/sender.out" >&2; fail "$@"; }
+sender_queue() { (cd "$work/sender" && ../facteur queue --config facteur.toml list); }
+relay() { swaks --silent 2 --server "127.0.0.1:$S_RELAY" --helo client.test --from alice@sender.test --to "$1" >/dev/null ||
+  sender_fail "the sender's relay refused a message to $1"; }
 
 stop_facteur() {
   kill -TERM "$pid"
