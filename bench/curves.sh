@@ -72,7 +72,8 @@ mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; } # kB -> MB
 # Postfix: with PF_MAIN/PF_MASTER as the caller set them), until the n
 # messages loadgen got a 250 for are in the Maildir. Sets P_RATE (msgs/s),
 # P_CPU (ms per message), P_MEM (peak kB: facteur's RSS, Postfix's sum of
-# PSS), P_OUT (loadgen's line), P_SECS.
+# PSS, sampled every SAMPLE_EVERY s, default 0.1), P_OUT (loadgen's line),
+# P_SECS.
 point() {
   local srv=$1 d=$2 n=$3 port mdir sid key t0 t2 c0 c2 got
   shift 3
@@ -82,7 +83,7 @@ point() {
     *) start_postfix "$d" 0; sid=$PF_SID; key=Pss; port=$P_PF mdir=$d/maildirs/bench ;;
   esac
   [ "${PORT_TLS:-}" = 1 ] && { [ "$srv" = facteur ] && port=$P_SMTPS || port=$P_PF_SMTPS; wait_port 127.0.0.1 "$port"; }
-  sampler "$sid" "$key" "$d/peak"
+  sampler "$sid" "$key" "$d/peak" "${SAMPLE_EVERY:-0.1}"
   sync
   c0=$(cpu_ms "$sid"); t0=$(now)
   [ "$srv" = facteur ] && curve_profile "${d##*/c-}" profile "?seconds=${PROFILE_SECONDS:-5}"
@@ -138,7 +139,8 @@ sessions() {
         postfix_raised) PF_MAIN="default_process_limit = $PF_LIMIT" label="Postfix (default_process_limit $PF_LIMIT)" ;;
       esac
       log "sessions: $c, $srv, $n messages"
-      point "$srv" "$DATA/c-sess-$c-$srv" "$n" -c "$c" -size "$SIZE" -src 50
+      # Up to PF_LIMIT Postfix processes: memory sampled once a second.
+      SAMPLE_EVERY=$([ "$c" -ge 1000 ] && echo 1 || echo 0.1) point "$srv" "$DATA/c-sess-$c-$srv" "$n" -c "$c" -size "$SIZE" -src 50
       local k=sessions.$c.$srv
       curve_record "$k.rate" "$P_RATE"; curve_record "$k.p50" "$(lg p50_ms)"; curve_record "$k.p99" "$(lg p99_ms)"
       curve_record "$k.conn_p50" "$(lg conn_p50_ms)"; curve_record "$k.conn_p99" "$(lg conn_p99_ms)"

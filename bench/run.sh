@@ -215,10 +215,12 @@ mem_kb() { # sid Rss|Pss
   done
   echo $sum
 }
-# Peak of mem_kb over samples every 0.1 s, into file $3, until killed.
-sampler() { # sid Rss|Pss file
+# Peak of mem_kb over samples every $4 s (default 0.1), into file $3, until
+# killed. A sample reads every process's smaps_rollup: with a thousand
+# Postfix processes, sampling often would load the machine it measures.
+sampler() { # sid Rss|Pss file [seconds]
   ( SID=$1 MEMKEY=$2; peak=0; trap 'echo $peak > "$3"; exit 0' TERM
-    while :; do v=$(mem_kb); [ "$v" -gt "$peak" ] && peak=$v && echo $peak > "$3"; sleep 0.1; done ) &
+    while :; do v=$(mem_kb); [ "$v" -gt "$peak" ] && peak=$v && echo $peak > "$3"; sleep "${4:-0.1}"; done ) &
   SAMPLER=$!
 }
 stop_sampler() { kill -TERM "$SAMPLER" 2>/dev/null || true; wait "$SAMPLER" 2>/dev/null || true; }
