@@ -22,6 +22,7 @@ import (
 
 	"facteur/internal/auth"
 	"facteur/internal/durable"
+	"facteur/internal/remote"
 )
 
 // Config is passed down by value or pointer but never changed after Load:
@@ -59,6 +60,7 @@ type Config struct {
 	Debug     Debug    `toml:"debug"`
 	Log       Log      `toml:"log"`
 	SRS       SRS      `toml:"srs"`
+	Delivery  Delivery `toml:"delivery"`
 
 	// File is the configuration file read, "" when running on defaults.
 	File string `toml:"-"`
@@ -176,6 +178,18 @@ type Inbound struct {
 
 // SRS is how the envelope sender of forwarded mail is rewritten
 // (Sender Rewriting Scheme), so that SPF passes where it is forwarded to.
+// Delivery is how mail for local users is stored: in the Maildirs under
+// maildir_root, or handed to a mailbox server over LMTP.
+type Delivery struct {
+	// LMTP is where the mailbox server listens, "unix:/run/dovecot/lmtp"
+	// or "127.0.0.1:24"; empty stores into the Maildirs. When set, local
+	// mail is queued, then delivered over LMTP.
+	LMTP string `toml:"lmtp"`
+	// LMTPRecipient is what the server gets as each recipient: "mailbox",
+	// the users map's mailbox name, or "address", mailbox@domain.
+	LMTPRecipient string `toml:"lmtp_recipient"`
+}
+
 type SRS struct {
 	// SecretFile holds the key of the rewritten addresses' signatures;
 	// default <data_dir>/srs.key, made on first use.
@@ -251,6 +265,7 @@ func Defaults() Config {
 			ShutdownGrace:       Duration{30 * time.Second},
 			MinFreeBytes:        64 << 20,
 		},
+		Delivery: Delivery{LMTPRecipient: "mailbox"},
 		Outbound: Outbound{
 			Workers:        16,
 			PerDomain:      4,
@@ -438,6 +453,16 @@ func (c *Config) validate() []Problem {
 	default:
 		bad("inbound.rspamd_on_error", "%q is not one of accept, tempfail", c.Inbound.RspamdOnError)
 	}
+	if l := c.Delivery.LMTP; l != "" {
+		if _, _, err := remote.ParseLMTPAddress(l); err != nil {
+			bad("delivery.lmtp", "%w", err)
+		}
+	}
+	switch c.Delivery.LMTPRecipient {
+	case "mailbox", "address":
+	default:
+		bad("delivery.lmtp_recipient", "%q is not one of mailbox, address", c.Delivery.LMTPRecipient)
+	}
 	if m, err := durable.ParseMode(c.Sync); err != nil {
 		bad("sync", "%w", err)
 	} else {
@@ -593,6 +618,7 @@ func (c *Config) Reloaded(n *Config) (*Config, []string) {
 		{"debug", c.Debug, n.Debug},
 		{"recipient_delimiter", c.RecipientDelimiter, n.RecipientDelimiter},
 		{"srs", c.SRS, n.SRS},
+		{"delivery", c.Delivery, n.Delivery},
 	} {
 		later = append(later, changedKeys(s.key, s.old, s.new)...)
 	}

@@ -115,10 +115,26 @@ func TestErrorsNameTheKey(t *testing.T) {
 		`recipient_delimiter = "++"`:                     "recipient_delimiter",
 		`recipient_delimiter = "@"`:                      "recipient_delimiter",
 		`aliases_file = ""`:                              "aliases_file",
+		"[delivery]\nlmtp = \"/run/dovecot/lmtp\"":       "delivery.lmtp",
+		"[delivery]\nlmtp = \"unix:lmtp\"":               "delivery.lmtp",
+		"[delivery]\nlmtp_recipient = \"user\"":          "delivery.lmtp_recipient",
 	} {
 		_, err := Load(write(t, body), Switches{})
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: got %v, want an error naming %q", body, err, want)
+		}
+	}
+}
+
+func TestDeliveryKeys(t *testing.T) {
+	c, err := Load(write(t, ``), Switches{})
+	if err != nil || c.Delivery.LMTP != "" || c.Delivery.LMTPRecipient != "mailbox" {
+		t.Fatalf("defaults: %+v, %v; want Maildirs, mailbox", c.Delivery, err)
+	}
+	for _, l := range []string{"unix:/run/dovecot/lmtp", "127.0.0.1:24", "[::1]:24"} {
+		c, err := Load(write(t, "[delivery]\nlmtp = \""+l+"\"\nlmtp_recipient = \"address\""), Switches{})
+		if err != nil || c.Delivery.LMTP != l || c.Delivery.LMTPRecipient != "address" {
+			t.Errorf("%s: %+v, %v", l, c.Delivery, err)
 		}
 	}
 }

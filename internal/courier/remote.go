@@ -31,19 +31,21 @@ func (r Remote) Deliver(ctx context.Context, domain string, parcels []*queue.Par
 	for i, rs := range out {
 		results[i] = make([]queue.Result, len(rs))
 		for j, res := range rs {
-			results[i][j] = queue.Result{Rcpt: res.Rcpt, Status: status(res.Status), Code: res.Code,
-				Enhanced: res.Enhanced, Text: res.Text, Host: res.Host, TLS: res.TLS, TLSPolicy: res.TLSPolicy}
+			results[i][j] = result(res)
 		}
 	}
 	return results
 }
 
-func status(s remote.Status) queue.Status {
-	switch s {
+// result is a reply of the remote package's clients in the queue's terms.
+func result(r remote.Result) queue.Result {
+	st := queue.Transient
+	switch r.Status {
 	case remote.Sent:
-		return queue.Delivered
+		st = queue.Delivered
 	case remote.Permanent:
-		return queue.Permanent
+		st = queue.Permanent
 	}
-	return queue.Transient
+	return queue.Result{Rcpt: r.Rcpt, Status: st, Code: r.Code, Enhanced: r.Enhanced, Text: r.Text,
+		Host: r.Host, TLS: r.TLS, TLSPolicy: r.TLSPolicy}
 }

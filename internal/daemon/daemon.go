@@ -170,6 +170,7 @@ func Start(cfg *config.Config, logs *logging.Log, readConfig func() (*config.Con
 		Hostname:        cfg.Hostname,
 		Maildir:         store,
 		Queue:           d.queue,
+		QueueLocal:      cfg.Delivery.LMTP != "",
 		TLS:             ts.Config(),
 		MaxMessageBytes: cfg.Limits.MaxMessageBytes,
 		MaxRecipients:   cfg.Limits.MaxRecipients,
@@ -284,7 +285,7 @@ func openQueue(cfg *config.Config, log *slog.Logger, dnsc *resolver.Resolver, st
 		DelayWarning: cfg.Outbound.DelayWarning.Duration,
 		Sync:         cfg.SyncMode(),
 		Courier: &router{
-			local:  courier.Maildir{Store: store, Users: u, Hostname: cfg.Hostname},
+			local:  localCourier(cfg, store, u, log),
 			remote: courier.Remote{Client: client},
 			users:  u,
 			sign:   sign,
@@ -293,6 +294,21 @@ func openQueue(cfg *config.Config, log *slog.Logger, dnsc *resolver.Resolver, st
 		Log:     log,
 	})
 	return q, client, err
+}
+
+// localCourier delivers the mail for local users the queue holds: over
+// LMTP when [delivery] lmtp is set (then all of it), else into the
+// Maildirs (bounces to local senders, mail queued for a domain that
+// became local since).
+func localCourier(cfg *config.Config, store *maildir.Store, u func() *users.Map, log *slog.Logger) queue.Courier {
+	if cfg.Delivery.LMTP == "" {
+		return courier.Maildir{Store: store, Users: u, Hostname: cfg.Hostname}
+	}
+	return courier.LMTP{
+		Client:  &remote.LMTP{Address: cfg.Delivery.LMTP, HeloName: cfg.Hostname, Log: log},
+		Users:   u,
+		Address: cfg.Delivery.LMTPRecipient == "address",
+	}
 }
 
 // Addrs are the bound addresses of a listener kind ("smtp", "smtps", "relay").

@@ -21,7 +21,7 @@ import (
 // healthy connection is kept for the next call to the same address
 // (see Client.IdleTimeout).
 func (c *Client) Deliver(ctx context.Context, domain string, msgs []*Message) [][]Result {
-	d := newDelivery(msgs)
+	d := newDelivery(msgs, path)
 	if !d.pending() {
 		return d.out
 	}

@@ -22,8 +22,9 @@ func (d *delivery) onlyReports() bool {
 }
 
 // newDelivery prepares the state and refuses addresses that cannot be
-// written on the wire at all.
-func newDelivery(msgs []*Message) *delivery {
+// written on the wire at all; rcptPath writes recipients (path, or
+// lmtpPath).
+func newDelivery(msgs []*Message, rcptPath func(string) (string, error)) *delivery {
 	d := &delivery{
 		msgs:  msgs,
 		out:   make([][]Result, len(msgs)),
@@ -37,7 +38,7 @@ func newDelivery(msgs []*Message) *delivery {
 		d.rcpts[i] = make([]string, len(m.Rcpts))
 		for j, rcpt := range m.Rcpts {
 			d.out[i][j].Rcpt = rcpt
-			p, err := path(rcpt)
+			p, err := rcptPath(rcpt)
 			if err != nil {
 				d.decide(i, j, Result{Status: Permanent, Enhanced: "5.1.3", Text: "bad recipient address: " + err.Error()})
 			}

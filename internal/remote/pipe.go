@@ -191,7 +191,7 @@ func (p *pipe) settle(ok bool) bool {
 		r, got := p.next()
 		ok = got && !r.fatal()
 	}
-	if p.data && ok {
+	if p.data && ok && !p.s.lmtp { // an LMTP server would answer the dot for no one: no reply
 		p.data = false
 		p.s.wire.w.WriteString(".\r\n")
 		r := p.s.final()

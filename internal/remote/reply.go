@@ -14,8 +14,17 @@ import (
 // far from here.
 func (s *session) hostResult(r Result) Result {
 	r.Status = Transient
-	r.Text = fmt.Sprintf("%s[%s]: %s", s.host, s.addr, r.line())
+	r.Text = s.name() + ": " + r.line()
 	return r
+}
+
+// name is the host and address the session is with, as texts name it:
+// "mx.example.org[192.0.2.1]", or the LMTP server's address alone.
+func (s *session) name() string {
+	if !s.addr.IsValid() {
+		return s.host
+	}
+	return fmt.Sprintf("%s[%s]", s.host, s.addr)
 }
 
 // heldBack is the result of the messages s did not try because it ended
@@ -26,7 +35,7 @@ func (s *session) heldBack() Result {
 		why = "ended: " + s.failure.line()
 	}
 	r := s.stamp(Result{Status: Transient, Enhanced: cmp.Or(s.failure.Enhanced, "4.4.2")})
-	r.Text = fmt.Sprintf("not tried: the session with %s[%s] %s", s.host, s.addr, why)
+	r.Text = fmt.Sprintf("not tried: the session with %s %s", s.name(), why)
 	return r
 }
 

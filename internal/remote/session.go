@@ -36,6 +36,7 @@ type session struct {
 	after  func(Result) bool // takes the reply to a final dot not read yet
 	stop   func() bool       // unbinds from the Deliver call's context; nil when idle
 	closed bool              // dropped: no QUIT
+	lmtp   bool              // an LMTP session: one reply per recipient after the dot
 	// failure is how the server ended the session (a 421, a lost
 	// connection): the reason its messages not yet tried are held back.
 	failure Result

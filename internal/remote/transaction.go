@@ -98,6 +98,10 @@ func (c *Client) transact(s *session, d *delivery, i int, more bool) (ok bool) {
 	if r, sent := p.body(body); !sent {
 		return done(r)
 	}
+	if s.lmtp {
+		log.Debug("transaction", "rcpts", m.Rcpts, "refused", summary(d, i, refused))
+		return s.lmtpReplies(d, i, accepted)
+	}
 	if more && p.group > 1 {
 		// RFC 2920 lets message content begin a group: the dot waits for
 		// the next transaction's commands, to go in the same write, and

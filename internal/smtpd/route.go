@@ -6,16 +6,20 @@ import (
 	"strings"
 	"time"
 
+	"facteur/internal/aliases"
 	"facteur/internal/header"
 	"facteur/internal/srs"
 	"facteur/internal/users"
 )
 
 // delivery is the local copy for one recipient address: the mailboxes it
-// reaches, and the address as given, for its Delivered-To field.
+// reaches, and the address as given, for its Delivered-To field. addrs
+// are the addresses of the users map that name those mailboxes, the
+// recipients of the copy when it is queued (QueueLocal).
 type delivery struct {
 	rcpt      string
 	mailboxes []string
+	addrs     []string
 }
 
 // forward is an alias target at another domain, and the recipient
@@ -48,7 +52,7 @@ func (s *session) expand(to, local, domain string, u *users.Map) error {
 	for _, d := range dests {
 		switch {
 		case d.Local() && s.take("mailbox "+d.Mailbox):
-			s.addLocal(to, d.Mailbox)
+			s.addLocal(to, d)
 		case !d.Local() && s.take("addr "+d.Addr):
 			s.forward = append(s.forward, forward{rcpt: to, addr: d.Addr})
 		}
@@ -58,12 +62,13 @@ func (s *session) expand(to, local, domain string, u *users.Map) error {
 	return nil
 }
 
-func (s *session) addLocal(to, mailbox string) {
+func (s *session) addLocal(to string, d aliases.Dest) {
 	if n := len(s.local); n > 0 && s.local[n-1].rcpt == to {
-		s.local[n-1].mailboxes = append(s.local[n-1].mailboxes, mailbox)
+		s.local[n-1].mailboxes = append(s.local[n-1].mailboxes, d.Mailbox)
+		s.local[n-1].addrs = append(s.local[n-1].addrs, d.Addr)
 		return
 	}
-	s.local = append(s.local, delivery{rcpt: to, mailboxes: []string{mailbox}})
+	s.local = append(s.local, delivery{rcpt: to, mailboxes: []string{d.Mailbox}, addrs: []string{d.Addr}})
 }
 
 // isSRS tells whether a recipient is an SRS address that may be ours: at

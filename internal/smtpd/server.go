@@ -61,9 +61,13 @@ type Spooler interface {
 
 // Options are fixed for the life of a Server.
 type Options struct {
-	Hostname        string
-	Maildir         Deliverer
-	Queue           Spooler     // nil: no relay listener
+	Hostname string
+	Maildir  Deliverer
+	Queue    Spooler // nil: no relay listener
+	// QueueLocal has the local copies queued like remote mail, for the
+	// queue to deliver (over LMTP), rather than stored in the Maildirs
+	// before the 250. Queue must be set.
+	QueueLocal      bool
 	TLS             *tls.Config // nil: no STARTTLS, no implicit TLS listener
 	MaxMessageBytes int64
 	MaxRecipients   int

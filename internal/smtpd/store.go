@@ -1,21 +1,25 @@
 package smtpd
 
 import (
+	"bufio"
 	"io"
 	"os"
 	"strings"
 	"time"
 
+	"facteur/internal/header"
 	"facteur/internal/maildir"
 	"facteur/internal/queue"
 )
 
 // target is one form in which a message is stored: the fields above its
-// Received field, and either local mailboxes or a queued message.
+// Received field, and either local mailboxes or a queued message; local
+// is a local copy queued for LMTP.
 type target struct {
 	header    []byte
 	mailboxes []string
 	msg       *queue.Message
+	local     bool
 }
 
 // targets are where the transaction's message goes: queued messages
@@ -52,6 +56,12 @@ func (s *session) targets(id string) ([]target, error) {
 		}
 	}
 	for _, d := range s.local {
+		if s.srv.opts.QueueLocal {
+			// The LMTP server writes Return-Path from MAIL FROM.
+			queued(queue.Message{From: s.from, Origin: s.origin()}, d.addrs, deliveredTo(nil, d.rcpt))
+			ts[len(ts)-1].local = true
+			continue
+		}
 		ts = append(ts, target{header: deliveredTo(maildir.ReturnPath(s.from), d.rcpt), mailboxes: d.mailboxes})
 	}
 	return ts, nil
@@ -134,7 +144,14 @@ func (s *session) storeFrom(ts []target, received string, body func() io.Reader,
 	t := ts[0]
 	head := append(t.header[:len(t.header):len(t.header)], received...)
 	if t.msg != nil {
-		return s.srv.opts.Queue.Enqueue(*t.msg, head, body(), func(io.Reader) error {
+		data := body()
+		if t.local && check != nil {
+			var err error
+			if head, data, err = edited(head, data, check); err != nil {
+				return err
+			}
+		}
+		return s.srv.opts.Queue.Enqueue(*t.msg, head, data, func(io.Reader) error {
 			return s.storeFrom(ts[1:], received, body, check)
 		})
 	}
@@ -142,4 +159,24 @@ func (s *session) storeFrom(ts []target, received string, body func() io.Reader,
 		return err
 	}
 	return s.storeFrom(ts[1:], received, body, check)
+}
+
+// edited applies the checks' verdict to a local copy on its way to the
+// queue, as the Maildir store applies it to the copies it stores: head
+// and the header section read from body are rewritten (the
+// Authentication-Results field, rspamd's), and the rest of body follows.
+// The Junk folder is the mailbox server's business, with a Sieve rule on
+// rspamd's fields. check has run already (store): it only gives its
+// verdict again.
+func edited(head []byte, body io.Reader, check maildir.Check) ([]byte, io.Reader, error) {
+	v, err := check(nil, 0)
+	if err != nil || v.Edit == nil {
+		return head, body, err
+	}
+	br := bufio.NewReader(body)
+	raw, _, _, err := header.Read(br)
+	if err != nil {
+		return nil, nil, err
+	}
+	return v.Edit(append(head[:len(head):len(head)], raw...)), br, nil
 }
