@@ -6,7 +6,7 @@
 # Postfix is installed (.ci/run installs it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out=$(mktemp); trap 'rm -f "$out"' EXIT
+out=$(mktemp); trap 'rm -f "$out" "$out"-*.png' EXIT
 TINY=1 bash bench/run.sh >"$out"
 fail() { echo "bench/ci.sh: $*" >&2; cat "$out" >&2; exit 1; }
 # rows title: the table rows under the "### title" heading
@@ -18,4 +18,6 @@ for t in "Concurrent sessions:3" "TLS on every connection:4" "Message size:2" "Q
   # An empty cell, or a division by nothing, is a step that measured nothing.
   if rows "$title" | grep -qiE '\|\s*\||nan|inf'; then fail "\"$title\": an empty cell or no figure"; fi
 done
-echo "bench/ci.sh: the four curves ran (TINY)"
+bash bench/plot.sh "$out" >/dev/null
+for p in sessions sizes queue; do [ -s "$out-$p.png" ] || fail "bench/plot.sh made no $p plot"; done
+echo "bench/ci.sh: the four curves ran (TINY), and plot"
