@@ -56,6 +56,12 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 	row("relay_networks", strings.Join(cfg.RelayNetworks, ", "))
 	row("data_dir", cfg.DataDir)
 	row("maildir_root", cfg.MaildirRoot)
+	if d := cfg.Delivery; d.LMTP != "" {
+		row("delivery", fmt.Sprintf("queued, then over LMTP to %s, recipients as %s", d.LMTP,
+			map[string]string{"mailbox": "mailbox names (alice)", "address": "mailbox@domain"}[d.LMTPRecipient]))
+	} else {
+		row("delivery", "into the Maildirs under maildir_root before the 250")
+	}
 	row("sync", syncDesc(cfg))
 	u, err := users.Load(cfg.UsersFile, cfg.Domains)
 	if err == nil {

@@ -21,9 +21,11 @@ type Parcel struct {
 	ID    string // queue id, for logs
 	From  string // "" is the null sender
 	Rcpts []string
-	Size  int64
-	// Open returns the message bytes with CRLF line endings; it is called
-	// at most once per attempt and what it returns is closed after.
+	// Size is the size of the message bytes; an Open that adds to them
+	// (a DKIM signature) changes it, so a courier reads it after Open.
+	Size int64
+	// Open returns the message bytes with CRLF line endings, from the
+	// start at each call; what it returns is closed after.
 	Open func() (io.ReadCloser, error)
 
 	EightBit bool // the body needs 8BITMIME

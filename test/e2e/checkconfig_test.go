@@ -16,6 +16,7 @@ func TestCheckConfig(t *testing.T) {
 	for _, want := range []string{"hostname", "mx.example.test", "users", ": 2 entries", "listen smtps", in.smtps,
 		"self-signed, made at first start", "tls=opportunistic", "passwords", "missing, so AUTH refuses",
 		"postmaster", "no mailbox at example.test", "sync", "filesystem: one syncfs", "dnsbl", "rspamd",
+		"delivery", "into the Maildirs under maildir_root before the 250",
 		"senders", "SPF, DKIM, DMARC checked on smtp/smtps: dmarc=enforce, authserv_id=mx.example.test"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
@@ -38,6 +39,15 @@ func TestCheckConfig(t *testing.T) {
 	if code, out = in.runAs(binary, "", "check-config", "--config", "nodmarc.toml"); code != 0 ||
 		!strings.Contains(out, "SPF, DKIM checked on smtp/smtps: dmarc=off") {
 		t.Errorf("dmarc = off: exit %d\n%s", code, out)
+	}
+	in.writeFile("lmtp.toml", strings.Replace(string(cfg), "[listen]", "[delivery]\nlmtp = \"unix:/run/dovecot/lmtp\"\n[listen]", 1))
+	if code, out = in.runAs(binary, "", "check-config", "--config", "lmtp.toml"); code != 0 ||
+		!strings.Contains(out, "queued, then over LMTP to unix:/run/dovecot/lmtp, recipients as mailbox names (alice)") {
+		t.Errorf("[delivery] lmtp: exit %d\n%s", code, out)
+	}
+	in.writeFile("badlmtp.toml", strings.Replace(string(cfg), "[listen]", "[delivery]\nlmtp = \"/run/dovecot/lmtp\"\n[listen]", 1))
+	if code, out = in.runAs(binary, "", "check-config", "--config", "badlmtp.toml"); code != 2 || !strings.Contains(out, "delivery.lmtp") {
+		t.Errorf("[delivery] lmtp without unix: exit %d\n%s", code, out)
 	}
 	in.writeFile("file.toml", "sync = \"file\"\n"+string(cfg))
 	if code, out = in.runAs(binary, "", "check-config", "--config", "file.toml"); code != 0 ||
