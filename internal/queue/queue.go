@@ -103,11 +103,20 @@ func Open(cfg Config) (*Queue, error) {
 	}
 	q := &Queue{cfg: cfg, sp: spool{dir: cfg.Dir, sync: cfg.Sync, spares: &spares{dir: cfg.Dir}}, log: cfg.Log, wake: make(chan struct{}, 1),
 		entries: map[string]*entry{}, domains: map[string]*domainWork{}}
+	clean, err := q.sp.takeClean()
+	if err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
 	envs, err := q.sp.scan(q.log)
 	if err != nil {
 		return nil, err
 	}
 	for _, sp := range envs {
+		if clean && sp.env.Attempts == 0 {
+			// Stored as under its first attempt (Enqueue), but the server
+			// stopped cleanly: that attempt never began.
+			sp.env.NextAttempt = sp.env.Arrival
+		}
 		e := &entry{env: sp.env, off: sp.off, hasEnv: sp.hasEnv, index: -1}
 		q.entries[sp.env.ID] = e
 		heap.Push(&q.waiting, e)
@@ -141,7 +150,8 @@ func (q *Queue) Enqueue(m Message, header []byte, body io.Reader, also func(stor
 	now := q.cfg.Now()
 	// The spool says the first attempt is under way from the start: a
 	// restart after a crash in the middle of it waits for MinBackoff
-	// rather than trying again at once (see dispatch).
+	// rather than trying again at once (see dispatch); after a clean stop,
+	// when no attempt was under way, it does not wait (Open).
 	env := &Envelope{ID: m.ID, From: m.From, Origin: m.Origin, Arrival: now, NextAttempt: now.Add(q.cfg.MinBackoff),
 		EightBit: m.EightBit, SMTPUTF8: m.SMTPUTF8}
 	seen := map[string]bool{}
@@ -200,6 +210,9 @@ func (q *Queue) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			q.jobs.Wait()
+			if err := q.sp.markClean(); err != nil {
+				q.log.Error("queue: marking a clean stop; new messages will wait min_backoff after the restart", "err", err)
+			}
 			return
 		case <-q.wake:
 		case <-q.cfg.After(next):

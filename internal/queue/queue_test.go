@@ -1044,3 +1044,30 @@ func TestCrashMidAttemptWaits(t *testing.T) {
 	}
 	close(held)
 }
+
+// TestCleanStopDoesNotWait: after a clean stop no attempt was under way,
+// so a message never tried is due at once when the server starts again;
+// without the mark Run leaves, as after a crash, it waits (see
+// TestCrashMidAttemptWaits). The mark is taken at start.
+func TestCleanStopDoesNotWait(t *testing.T) {
+	dir := t.TempDir()
+	q := openQueue(t, testConfig(dir, newFake()))
+	stop := run(t, q)
+	stop()
+	if !exists(filepath.Join(dir, cleanName)) {
+		t.Fatal("Run left no mark of its clean stop")
+	}
+	enqueue(t, q, "alice@sender.test", "bob@dest.test") // taken while the scheduler is stopped
+
+	q2 := openQueue(t, testConfig(dir, newFake()))
+	if exists(filepath.Join(dir, cleanName)) {
+		t.Error("Open left the mark for the next start")
+	}
+	if at, arrival := q2.waiting[0].env.NextAttempt, q2.waiting[0].env.Arrival; !at.Equal(arrival) {
+		t.Errorf("after a clean stop the new message is due at %v, want at once (%v)", at, arrival)
+	}
+	q3 := openQueue(t, testConfig(dir, newFake())) // as after a crash: no mark
+	if env := q3.waiting[0].env; !env.NextAttempt.Equal(env.Arrival.Add(time.Minute)) {
+		t.Errorf("without the mark the new message is due at %v, want a minimum backoff after its arrival", env.NextAttempt)
+	}
+}

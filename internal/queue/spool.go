@@ -42,6 +42,9 @@ const (
 	msgExt  = ".msg"
 	envExt  = ".env"
 	tmpPref = ".tmp-"
+	// cleanName marks a spool whose server stopped cleanly, with no
+	// attempt under way: written last by Run, taken first by Open.
+	cleanName = ".clean"
 
 	// maxHead bounds the envelope line; Enqueue refuses a longer one so
 	// that start-up never meets a line it cannot read.
@@ -296,6 +299,25 @@ func (s *spool) scan(log *slog.Logger) ([]spooled, error) {
 		}
 	}
 	return out, nil
+}
+
+// markClean records that no attempt is under way, and none starts before
+// the next Open.
+func (s *spool) markClean() error {
+	return durable.WriteFile(filepath.Join(s.dir, cleanName), nil)
+}
+
+// takeClean reports whether the server before stopped cleanly, and takes
+// the mark away for good before anything is attempted again.
+func (s *spool) takeClean() (bool, error) {
+	err := os.Remove(filepath.Join(s.dir, cleanName))
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err == nil {
+		err = s.sync.Names(s.dir)
+	}
+	return err == nil, err
 }
 
 func (s *spool) moveAside(names ...string) {
