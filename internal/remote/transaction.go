@@ -10,7 +10,11 @@ import (
 // the session can carry another; more says another transaction follows.
 func (c *Client) transact(s *session, d *delivery, i int, more bool) (ok bool) {
 	m := d.msgs[i]
-	log := c.log().With("id", m.ID, "host", s.host, "addr", s.addr, "tls", s.tls)
+	log := c.log().With("id", m.ID, "host", s.host)
+	if s.addr.IsValid() { // an LMTP socket has a path, no address
+		log = log.With("addr", s.addr)
+	}
+	log = log.With("tls", s.tls)
 	if r, refused := s.refuse(m); refused {
 		d.take(i, r)
 		log.Info("message refused before MAIL", "rcpts", m.Rcpts, "enhanced", r.Enhanced, "text", r.Text)
