@@ -76,6 +76,9 @@ func dnsCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "facteur: %v\n", err)
 		return 2
 	}
+	if cfg.Outbound.DNSSECTrusted {
+		res.TrustAD()
+	}
 	code := 0
 	setup.Check(context.Background(), res, domains, func(r dnssetup.Result) {
 		fmt.Fprintln(stdout, r)
