@@ -1,74 +1,119 @@
 package queue
 
 import (
+	"cmp"
 	"container/heap"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
 // ErrUnknown is returned for an id that is not in the queue.
 var ErrUnknown = errors.New("no such message in the queue")
 
-// List returns a copy of every queued envelope, oldest first.
+// List returns a copy of every queued envelope, oldest first. The
+// envelopes of waiting messages, and of those not loaded yet, are read
+// from the spool; a message that leaves the queue meanwhile is left out.
 func (q *Queue) List() []Envelope {
+	type waiting struct {
+		id   string
+		next int64
+	}
+	var out []Envelope
+	var disk []waiting
 	q.mu.Lock()
-	out := make([]Envelope, 0, len(q.entries))
 	for _, e := range q.entries {
-		env := *e.env
-		env.Rcpts = slices.Clone(e.env.Rcpts)
-		out = append(out, env)
+		switch {
+		case e.env != nil:
+			env := *e.env
+			env.Rcpts = slices.Clone(e.env.Rcpts)
+			out = append(out, env)
+		default:
+			disk = append(disk, waiting{e.id, e.next})
+		}
+	}
+	for _, id := range q.unloaded {
+		if id != "" {
+			disk = append(disk, waiting{id: id})
+		}
 	}
 	q.mu.Unlock()
-	slices.SortFunc(out, func(a, b Envelope) int { return a.Arrival.Compare(b.Arrival) })
+	for _, w := range disk {
+		sp, err := q.sp.load(w.id)
+		if err != nil {
+			continue
+		}
+		if w.next != 0 { // Flush may have made it due before the spool says
+			sp.env.NextAttempt = time.Unix(0, w.next)
+		} else {
+			q.afterStop(sp.env)
+		}
+		out = append(out, *sp.env)
+	}
+	slices.SortFunc(out, byArrival)
 	return out
 }
 
 // Stats tells how many messages are queued and when the oldest arrived
-// (zero when the queue is empty).
+// (zero when the queue is empty). While the spool is being loaded, the
+// oldest is that of the messages loaded so far.
 func (q *Queue) Stats() (int, time.Time) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	var oldest time.Time
+	var oldest int64
 	for _, e := range q.entries {
-		if oldest.IsZero() || e.env.Arrival.Before(oldest) {
-			oldest = e.env.Arrival
+		if oldest == 0 || e.arrival < oldest {
+			oldest = e.arrival
 		}
 	}
-	return len(q.entries), oldest
+	if oldest == 0 {
+		return len(q.entries) + len(q.unloaded), time.Time{}
+	}
+	return len(q.entries) + len(q.unloaded), time.Unix(0, oldest)
 }
 
-// Flush makes every waiting message due now and returns how many.
+// Flush makes every waiting message due now, those not loaded yet too,
+// and returns how many.
 func (q *Queue) Flush() int {
 	q.mu.Lock()
-	now := q.cfg.Now()
+	now := q.cfg.Now().UnixNano()
 	for _, e := range q.waiting {
-		e.env.NextAttempt = now
+		e.next = now
 	}
 	heap.Init(&q.waiting)
-	n := q.waiting.Len()
+	n := q.waiting.Len() + len(q.unloaded)
+	if len(q.unloaded) > 0 {
+		q.flushed = now
+	}
 	q.mu.Unlock()
 	q.kick()
 	return n
 }
 
-// Remove deletes a message that is waiting; one under delivery must be
-// removed after its attempt.
+// Remove deletes a message that is waiting or not loaded yet; one under
+// delivery must be removed after its attempt.
 func (q *Queue) Remove(id string) error {
 	q.mu.Lock()
 	e, ok := q.entries[id]
+	hasEnv := true // for a message not loaded: it may have one
 	switch {
-	case !ok:
-		q.mu.Unlock()
-		return fmt.Errorf("%s: %w", id, ErrUnknown)
-	case e.index < 0:
+	case ok && e.index < 0:
 		q.mu.Unlock()
 		return fmt.Errorf("%s: being delivered right now, try again in a moment", id)
+	case ok:
+		heap.Remove(&q.waiting, int(e.index))
+		delete(q.entries, id)
+		hasEnv = e.hasEnv
+	default:
+		i := slices.Index(q.unloaded, id)
+		if id == "" || i < 0 {
+			q.mu.Unlock()
+			return fmt.Errorf("%s: %w", id, ErrUnknown)
+		}
+		q.unloaded[i] = "" // load passes it over
 	}
-	heap.Remove(&q.waiting, e.index)
-	delete(q.entries, id)
-	hasEnv := e.hasEnv
 	q.mu.Unlock()
 	q.log.Info("queue: message removed by the operator", "id", id)
 	return q.sp.remove(id, hasEnv, -1)
@@ -86,7 +131,7 @@ func ListDir(dir string) ([]Envelope, error) {
 	for i, m := range msgs {
 		ents[i] = *m.env
 	}
-	slices.SortFunc(ents, func(a, b Envelope) int { return a.Arrival.Compare(b.Arrival) })
+	slices.SortFunc(ents, byArrival)
 	return ents, nil
 }
 
@@ -127,4 +172,10 @@ func FlushDir(dir string) (int, error) {
 		}
 	}
 	return len(msgs), nil
+}
+
+// byArrival orders envelopes oldest first, then by id, which grows with
+// time too, so that a listing is the same each time.
+func byArrival(a, b Envelope) int {
+	return cmp.Or(a.Arrival.Compare(b.Arrival), strings.Compare(a.ID, b.ID))
 }

@@ -264,6 +264,9 @@ func openQueue(t testing.TB, cfg Config) *Queue {
 	return q
 }
 
+// loadAll reads every message Open found, as Run does in the background.
+func loadAll(q *Queue) { q.load(context.Background()) }
+
 // run starts the scheduler; the returned stop cancels it and waits for Run
 // to return (also done at cleanup).
 func run(t testing.TB, q *Queue) (stop func()) {

@@ -50,10 +50,21 @@ type Queue struct {
 	sp   spool
 	log  *slog.Logger
 	wake chan struct{}
+	// clean: the server that wrote the spool stopped cleanly (takeClean).
+	clean bool
+	// lone are the ids of the envelope files found at start-up, checked
+	// once every message is loaded (spool.dropLoneEnv).
+	lone []string
 
 	mu      sync.Mutex
 	entries map[string]*entry
 	waiting entryHeap // entries due at some time, none in flight
+	// unloaded are the ids of the messages found at start-up whose
+	// envelopes load has yet to read; "" once removed by the operator.
+	unloaded []string
+	// flushed is when Flush last ran while messages were unloaded, in
+	// Unix nanoseconds: they are due by then too.
+	flushed int64
 	domains map[string]*domainWork
 	// recorded are entries due for a retry whose next attempt is now
 	// written down, to be routed to their domains.
@@ -62,15 +73,38 @@ type Queue struct {
 	jobs     sync.WaitGroup
 }
 
-// entry is one queued message in memory. Its envelope is changed only
-// under Queue.mu, by the goroutine that holds it out of the heap.
+// entry is one queued message in memory. While it waits for a retry it
+// holds only what the scheduler needs: its envelope, recipients and their
+// last errors, stays in the spool, read back when the message is due
+// (Queue.ready). A deep queue then costs little memory per message.
+//
+// Its envelope is changed only under Queue.mu, by the goroutine that holds
+// it out of the heap.
 type entry struct {
-	env      *Envelope
-	off      int64 // where the message bytes start in the message file
-	hasEnv   bool  // an envelope file may exist, to remove with the message
-	inflight int   // delivery jobs holding it
-	failed   []int // recipients failed during this round, to bounce
-	index    int   // in the heap; -1 when not waiting
+	id       string
+	next     int64     // the next attempt, in Unix nanoseconds: the heap's order
+	arrival  int64     // in Unix nanoseconds, for Stats
+	off      int64     // where the message bytes start in the message file
+	env      *Envelope // nil: as in the spool, to read when due
+	failed   []int     // recipients failed during this round, to bounce
+	index    int32     // in the heap; -1 when not waiting
+	inflight int32     // delivery jobs holding it
+	hasEnv   bool      // an envelope file may exist, to remove with the message
+}
+
+func (q *Queue) newEntry(sp spooled) *entry {
+	q.afterStop(sp.env)
+	return &entry{id: sp.env.ID, next: sp.env.NextAttempt.UnixNano(), arrival: sp.env.Arrival.UnixNano(),
+		off: sp.off, hasEnv: sp.hasEnv, index: -1}
+}
+
+// afterStop corrects the envelope of a message found at start-up: one
+// never tried was stored as under its first attempt (Enqueue), but if the
+// server stopped cleanly that attempt never began, and it is due at once.
+func (q *Queue) afterStop(env *Envelope) {
+	if q.clean && env.Attempts == 0 {
+		env.NextAttempt = env.Arrival
+	}
 }
 
 // domainWork is the work waiting for one domain and how much is under way.
@@ -85,7 +119,9 @@ type item struct {
 	rcpts []int
 }
 
-// Open loads the spool in dir (creating it) and schedules what it holds.
+// Open opens the spool in dir (creating it), ready for new messages. It
+// only names the messages the spool holds: Run reads and schedules them
+// in the background (see load).
 func Open(cfg Config) (*Queue, error) {
 	switch {
 	case cfg.Workers < 1 || cfg.PerDomain < 1:
@@ -103,26 +139,12 @@ func Open(cfg Config) (*Queue, error) {
 	}
 	q := &Queue{cfg: cfg, sp: spool{dir: cfg.Dir, sync: cfg.Sync, spares: &spares{dir: cfg.Dir}}, log: cfg.Log, wake: make(chan struct{}, 1),
 		entries: map[string]*entry{}, domains: map[string]*domainWork{}}
-	clean, err := q.sp.takeClean()
-	if err != nil {
+	var err error
+	if q.clean, err = q.sp.takeClean(); err != nil {
 		return nil, fmt.Errorf("queue: %w", err)
 	}
-	envs, err := q.sp.scan(q.log)
-	if err != nil {
+	if q.unloaded, q.lone, err = q.sp.list(q.log); err != nil {
 		return nil, err
-	}
-	for _, sp := range envs {
-		if clean && sp.env.Attempts == 0 {
-			// Stored as under its first attempt (Enqueue), but the server
-			// stopped cleanly: that attempt never began.
-			sp.env.NextAttempt = sp.env.Arrival
-		}
-		e := &entry{env: sp.env, off: sp.off, hasEnv: sp.hasEnv, index: -1}
-		q.entries[sp.env.ID] = e
-		heap.Push(&q.waiting, e)
-	}
-	if len(envs) > 0 {
-		q.log.Info("queue: loaded", "messages", len(envs))
 	}
 	return q, nil
 }
@@ -176,7 +198,7 @@ func (q *Queue) Enqueue(m Message, header []byte, body io.Reader, also func(stor
 	}
 	env.NextAttempt = now
 	q.mu.Lock()
-	e := &entry{env: env, off: off, index: -1}
+	e := &entry{id: env.ID, next: now.UnixNano(), arrival: now.UnixNano(), env: env, off: off, index: -1}
 	q.entries[env.ID] = e
 	heap.Push(&q.waiting, e)
 	q.mu.Unlock()
@@ -200,9 +222,11 @@ func (q *Queue) kick() {
 	}
 }
 
-// Run schedules deliveries until ctx ends, then waits for the deliveries
-// under way (they see ctx ended, stop, and record their outcome).
+// Run loads the messages Open found and schedules deliveries until ctx
+// ends, then waits for the deliveries under way (they see ctx ended, stop,
+// and record their outcome) and for the loading to stop.
 func (q *Queue) Run(ctx context.Context) {
+	q.jobs.Go(func() { q.load(ctx) })
 	for {
 		q.mu.Lock()
 		next := q.dispatch(ctx, q.cfg.Now())
@@ -223,27 +247,21 @@ func (q *Queue) Run(ctx context.Context) {
 // dispatch moves due entries to their domains' work lists, starts what the
 // limits allow, and says how long until the next entry is due.
 //
-// An entry due for a retry first has the time of the attempt after this
-// one written to the spool (record), so that a crash in the middle of
-// the attempt, were it the attempt's own doing, cannot have the restarted
-// server try again at once, and crash again, in a tight loop. A first
-// attempt needs no write: Enqueue stored it so.
+// An entry due for a retry is first made ready off the loop (ready).
+// A first attempt needs nothing: Enqueue stored it so.
 func (q *Queue) dispatch(ctx context.Context, now time.Time) time.Duration {
 	for _, e := range q.recorded {
 		q.route(ctx, e)
 	}
 	q.recorded = nil
-	for q.waiting.Len() > 0 && !q.waiting[0].env.NextAttempt.After(now) {
+	for q.waiting.Len() > 0 && q.waiting[0].next <= now.UnixNano() {
 		e := heap.Pop(&q.waiting).(*entry)
-		if e.env.Attempts > 0 {
-			e.env.NextAttempt = now.Add(q.backoff(e.env.Attempts + 1))
-			e.inflight = 1  // held while recorded
-			e.hasEnv = true // a write half-done may leave a file to remove
-			data, err := e.env.marshal()
-			q.jobs.Go(func() { q.record(e, data, err) })
+		if e.env != nil && e.env.Attempts == 0 {
+			q.route(ctx, e)
 			continue
 		}
-		q.route(ctx, e)
+		e.inflight = 1 // held while made ready
+		q.jobs.Go(func() { q.ready(e, now) })
 	}
 	for d, dw := range q.domains {
 		for len(dw.items) > 0 && dw.active < q.cfg.PerDomain && q.running < q.cfg.Workers {
@@ -260,18 +278,48 @@ func (q *Queue) dispatch(ctx context.Context, now time.Time) time.Duration {
 	if q.waiting.Len() == 0 {
 		return time.Hour
 	}
-	return max(q.waiting[0].env.NextAttempt.Sub(now), time.Millisecond)
+	return max(time.Duration(q.waiting[0].next-now.UnixNano()), time.Millisecond)
 }
 
-// record writes the envelope of e, due for a retry, with the time of the
-// attempt after it, then hands e to its domains. A failed write is
-// logged and the attempt goes ahead: the spool keeps the time before.
-func (q *Queue) record(e *entry, data []byte, err error) {
-	if err == nil {
-		err = q.sp.update(data, e.env.ID)
+// ready readies e, due now and held, for its attempt, then hands it to its
+// domains: its envelope is read back from the spool if it was let go, and
+// for a retry the time of the attempt after this one is written to the
+// spool first, so that a crash in the middle of the attempt, were it the
+// attempt's own doing, cannot have the restarted server try again at once,
+// and crash again, in a tight loop. A failed write is logged and the
+// attempt goes ahead: the spool keeps the time before. A message whose
+// file is gone or unreadable leaves the queue (see spool.read).
+func (q *Queue) ready(e *entry, now time.Time) {
+	q.mu.Lock()
+	env := e.env
+	q.mu.Unlock()
+	if env == nil {
+		sp, ok := q.sp.read(e.id, q.log)
+		q.mu.Lock()
+		if !ok {
+			delete(q.entries, e.id)
+			q.mu.Unlock()
+			return
+		}
+		e.env, e.off, e.hasEnv = sp.env, sp.off, sp.hasEnv
+		q.mu.Unlock()
 	}
-	if err != nil {
-		q.log.Error("queue: recording the next attempt before this one", "id", e.env.ID, "err", err)
+	q.mu.Lock()
+	var data []byte
+	var err error
+	if e.env.Attempts > 0 {
+		e.env.NextAttempt = now.Add(q.backoff(e.env.Attempts + 1))
+		e.hasEnv = true // a write half-done may leave a file to remove
+		data, err = e.env.marshal()
+	}
+	q.mu.Unlock()
+	if data != nil || err != nil {
+		if err == nil {
+			err = q.sp.update(data, e.id)
+		}
+		if err != nil {
+			q.log.Error("queue: recording the next attempt before this one", "id", e.id, "err", err)
+		}
 	}
 	q.mu.Lock()
 	e.inflight = 0
@@ -444,12 +492,17 @@ func (q *Queue) finish(e *entry, now time.Time) {
 	}
 	if err != nil {
 		// The old envelope (file or line) stays: recipients done this
-		// round may get the message again, but none is lost.
+		// round may get the message again, but none is lost. The one in
+		// memory, newer, is kept for the next attempt.
 		q.log.Error("queue: recording attempt", "id", env.ID, "err", err)
 	}
-	q.log.Info("queue: deferred", "id", env.ID, "pending", remaining, "attempts", env.Attempts,
-		"next_attempt", env.NextAttempt.Format(time.RFC3339))
+	q.log.Info("queue: deferred", "id", env.ID, "pending", remaining, "attempts", snapshot.Attempts,
+		"next_attempt", snapshot.NextAttempt.Format(time.RFC3339))
 	q.mu.Lock()
+	e.next = snapshot.NextAttempt.UnixNano()
+	if err == nil {
+		e.env = nil // the spool has it; read back when due
+	}
 	if _, ok := q.entries[env.ID]; ok {
 		heap.Push(&q.waiting, e)
 	}
@@ -474,15 +527,15 @@ type entryHeap []*entry
 
 func (h entryHeap) Len() int { return len(h) }
 func (h entryHeap) Less(i, j int) bool {
-	return h[i].env.NextAttempt.Before(h[j].env.NextAttempt)
+	return h[i].next < h[j].next
 }
 func (h entryHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
-	h[i].index, h[j].index = i, j
+	h[i].index, h[j].index = int32(i), int32(j)
 }
 func (h *entryHeap) Push(x any) {
 	e := x.(*entry)
-	e.index = len(*h)
+	e.index = int32(len(*h))
 	*h = append(*h, e)
 }
 func (h *entryHeap) Pop() any {

@@ -240,65 +240,91 @@ func readHead(r io.Reader, id string) (*Envelope, int64, error) {
 	return env, int64(len(line)), nil
 }
 
-// scan reads the whole spool at start-up. It deletes temporary files, lone
-// envelope files (a crash between the two removals of a finished message)
-// and message files of the old layout without an envelope (a crash before
-// the 250), and moves anything it cannot read or does not know into
-// corrupt/, so one bad file never stops the rest of the mail. An unreadable
-// <id>.env goes to corrupt/ alone: the message is delivered again from its
-// own envelope line, rather than never.
-func (s *spool) scan(log *slog.Logger) ([]spooled, error) {
-	ents, err := os.ReadDir(s.dir)
+// list names the messages of the spool at start-up, reading no file, so
+// that the server can take new mail at once and the envelopes be read in
+// the background (see Queue.load). It deletes temporary files left by a
+// crash and takes in the spares, before any new message can make either,
+// and moves anything it does not know into corrupt/. It returns the ids of
+// the message files and of the envelope files, whose messages may be gone
+// (see dropLoneEnv).
+func (s *spool) list(log *slog.Logger) (msgs, envs []string, err error) {
+	d, err := os.Open(s.dir)
 	if err != nil {
-		return nil, fmt.Errorf("queue: scan %s: %w", s.dir, err)
+		return nil, nil, fmt.Errorf("queue: scan %s: %w", s.dir, err)
 	}
-	names := make(map[string]bool, len(ents))
-	for _, de := range ents {
-		names[de.Name()] = true
-	}
-	var out []spooled
-	for _, de := range ents {
-		name := de.Name()
-		id, ext := strings.TrimSuffix(name, filepath.Ext(name)), filepath.Ext(name)
-		switch {
-		case de.IsDir():
-			continue
-		case strings.HasPrefix(name, tmpPref):
-			log.Info("queue: removing temporary file left by a crash", "file", name)
-			os.Remove(filepath.Join(s.dir, name))
-		case strings.HasPrefix(name, sparePref) && de.Type().IsRegular():
-			if s.spares != nil {
-				s.spares.adopt(filepath.Join(s.dir, name))
-			} else {
-				os.Remove(filepath.Join(s.dir, name))
-			}
-		case ext == envExt && validID(id):
-			if !names[id+msgExt] {
-				log.Info("queue: removing envelope of a message already gone", "id", id)
-				os.Remove(filepath.Join(s.dir, name))
-			}
-		case ext == msgExt && validID(id):
-			sp, err := s.load(id)
+	defer d.Close()
+	for {
+		// In chunks, unsorted: os.ReadDir would sort a million names.
+		ents, err := d.ReadDir(4096)
+		for _, de := range ents {
+			name := de.Name()
+			id, ext := strings.TrimSuffix(name, filepath.Ext(name)), filepath.Ext(name)
 			switch {
-			case errors.Is(err, errLeftover):
-				log.Info("queue: removing message never acknowledged (no envelope)", "id", id)
+			case de.IsDir():
+				continue
+			case strings.HasPrefix(name, tmpPref):
+				log.Info("queue: removing temporary file left by a crash", "file", name)
 				os.Remove(filepath.Join(s.dir, name))
-				continue
-			case err != nil:
-				log.Error("queue: unreadable message moved aside", "id", id, "err", err)
-				s.moveAside(id+msgExt, id+envExt)
-				continue
-			case sp.badEnv != nil:
-				log.Error("queue: corrupt envelope moved aside; delivering again to every recipient", "id", id, "err", sp.badEnv)
-				s.moveAside(id + envExt)
+			case strings.HasPrefix(name, sparePref) && de.Type().IsRegular():
+				if s.spares != nil {
+					s.spares.adopt(filepath.Join(s.dir, name))
+				} else {
+					os.Remove(filepath.Join(s.dir, name))
+				}
+			case ext == envExt && validID(id):
+				envs = append(envs, strings.Clone(id))
+			case ext == msgExt && validID(id):
+				msgs = append(msgs, strings.Clone(id))
+			default:
+				log.Error("queue: foreign file moved aside", "file", name)
+				s.moveAside(name)
 			}
-			out = append(out, sp)
-		default:
-			log.Error("queue: foreign file moved aside", "file", name)
-			s.moveAside(name)
+		}
+		if err == io.EOF {
+			return msgs, envs, nil
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("queue: scan %s: %w", s.dir, err)
 		}
 	}
-	return out, nil
+}
+
+// read loads the envelope of the message id for the scheduler. It deletes
+// a message file of the old layout without an envelope (a crash before the
+// 250) and moves what it cannot read into corrupt/, so one bad file never
+// stops the rest of the mail. An unreadable <id>.env goes to corrupt/
+// alone: the message is delivered again from its own envelope line, rather
+// than never. ok is false when there is no message to schedule.
+func (s *spool) read(id string, log *slog.Logger) (sp spooled, ok bool) {
+	sp, err := s.load(id)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		log.Info("queue: message file gone", "id", id)
+		return sp, false
+	case errors.Is(err, errLeftover):
+		log.Info("queue: removing message never acknowledged (no envelope)", "id", id)
+		os.Remove(s.msgPath(id))
+		return sp, false
+	case err != nil:
+		log.Error("queue: unreadable message moved aside", "id", id, "err", err)
+		s.moveAside(id+msgExt, id+envExt)
+		return sp, false
+	case sp.badEnv != nil:
+		log.Error("queue: corrupt envelope moved aside; delivering again to every recipient", "id", id, "err", sp.badEnv)
+		s.moveAside(id + envExt)
+	}
+	return sp, true
+}
+
+// dropLoneEnv deletes <id>.env when <id>.msg is gone: a crash between the
+// two removals of a finished message. A message's envelope file is removed
+// before its message file and never written without it, so a lone one
+// stays lone.
+func (s *spool) dropLoneEnv(id string, log *slog.Logger) {
+	if _, err := os.Lstat(s.msgPath(id)); errors.Is(err, fs.ErrNotExist) {
+		log.Info("queue: removing envelope of a message already gone", "id", id)
+		os.Remove(s.envPath(id))
+	}
 }
 
 // markClean records that no attempt is under way, and none starts before
