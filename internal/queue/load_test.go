@@ -206,3 +206,29 @@ func TestWaitingEnvelopeReadBack(t *testing.T) {
 		t.Errorf("Remove of a message whose file vanished = %v", err)
 	}
 }
+
+// A flush of a deep queue makes every retry due at once: they are made ready
+// a bounded number at a time (each blocks a thread in the file system, and
+// a goroutine each exhausted the runtime's threads), and all are delivered.
+func TestFlushReadiesBoundedNumber(t *testing.T) {
+	dir := t.TempDir()
+	tr := newFake()
+	now := tr.clock.Now()
+	const n = 10 * maxReadying
+	spoolWaiting(t, dir, n, now)
+	q := openQueue(t, testConfig(dir, tr))
+	loadAll(q)
+	q.Flush()
+	q.mu.Lock()
+	q.dispatch(context.Background(), q.cfg.Now())
+	// ready waits for q.mu, held here: none has finished.
+	if got := n - q.waiting.Len(); got != maxReadying || q.readying != maxReadying {
+		t.Errorf("%d entries taken from the heap, %d being made ready; want %d", got, q.readying, maxReadying)
+	}
+	q.mu.Unlock()
+	run(t, q)
+	waitFor(t, "every message delivered", func() bool { m, _ := q.Stats(); return m == 0 })
+	if got := len(tr.deliveries()); got != n {
+		t.Errorf("%d recipients delivered, want %d", got, n)
+	}
+}

@@ -69,9 +69,20 @@ type Queue struct {
 	// recorded are entries due for a retry whose next attempt is now
 	// written down, to be routed to their domains.
 	recorded []*entry
+	// readying counts the entries being made ready (Queue.ready), at
+	// most maxReadying.
+	readying int
 	running  int
 	jobs     sync.WaitGroup
 }
+
+// maxReadying bounds the retries made ready at once. Each reads its
+// envelope back and writes its next attempt, blocking an OS thread in the
+// file system: a flush of a deep queue made them all due at once, and a
+// goroutine each exhausted the runtime's 10,000 threads (a crash found by
+// bench/run.sh's queue_depth step at 100,000). A few dozen keep the disk
+// busy and stay far ahead of the deliveries.
+const maxReadying = 32
 
 // entry is one queued message in memory. While it waits for a retry it
 // holds only what the scheduler needs: its envelope, recipients and their
@@ -255,12 +266,18 @@ func (q *Queue) dispatch(ctx context.Context, now time.Time) time.Duration {
 	}
 	q.recorded = nil
 	for q.waiting.Len() > 0 && q.waiting[0].next <= now.UnixNano() {
-		e := heap.Pop(&q.waiting).(*entry)
+		e := q.waiting[0]
 		if e.env != nil && e.env.Attempts == 0 {
+			heap.Pop(&q.waiting)
 			q.route(ctx, e)
 			continue
 		}
+		if q.readying >= maxReadying {
+			break // ready kicks the loop as each one is done
+		}
+		heap.Pop(&q.waiting)
 		e.inflight = 1 // held while made ready
+		q.readying++
 		q.jobs.Go(func() { q.ready(e, now) })
 	}
 	for d, dw := range q.domains {
@@ -275,7 +292,7 @@ func (q *Queue) dispatch(ctx context.Context, now time.Time) time.Duration {
 			delete(q.domains, d)
 		}
 	}
-	if q.waiting.Len() == 0 {
+	if q.waiting.Len() == 0 || q.readying >= maxReadying && q.waiting[0].next <= now.UnixNano() {
 		return time.Hour
 	}
 	return max(time.Duration(q.waiting[0].next-now.UnixNano()), time.Millisecond)
@@ -298,7 +315,9 @@ func (q *Queue) ready(e *entry, now time.Time) {
 		q.mu.Lock()
 		if !ok {
 			delete(q.entries, e.id)
+			q.readying--
 			q.mu.Unlock()
+			q.kick()
 			return
 		}
 		e.env, e.off, e.hasEnv = sp.env, sp.off, sp.hasEnv
@@ -323,6 +342,7 @@ func (q *Queue) ready(e *entry, now time.Time) {
 	}
 	q.mu.Lock()
 	e.inflight = 0
+	q.readying--
 	q.recorded = append(q.recorded, e)
 	q.mu.Unlock()
 	q.kick()
