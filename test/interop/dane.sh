@@ -43,23 +43,7 @@ ZONE
   cp "$ksk.ds" anchor
 ) || fail "signing the zone"
 
-cat >"$dnsdir/nsd.conf" <<CONF
-server:
-  ip-address: 127.0.0.1@$P_NSD
-  username: ""
-  chroot: ""
-  zonesdir: "$dnsdir"
-  database: ""
-  zonelistfile: "$dnsdir/zone.list"
-  xfrdfile: "$dnsdir/xfrd.state"
-  pidfile: "$dnsdir/nsd.pid"
-  logfile: "$dnsdir/nsd.log"
-remote-control:
-  control-enable: no
-zone:
-  name: "example.test"
-  zonefile: "example.test.zone.signed"
-CONF
+start_nsd "$dnsdir" "$P_NSD" example.test.zone.signed
 # A validating resolver as README describes, with a private trust anchor
 # and the zone's server as a stub; test. is otherwise one of Unbound's
 # default local (empty) zones.
@@ -86,8 +70,6 @@ stub-zone:
   name: "example.test."
   stub-addr: 127.0.0.1@$P_NSD
 CONF
-nsd -d -c "$dnsdir/nsd.conf" >"$dnsdir/nsd.out" 2>&1 &
-bg_pids+=($!)
 unbound -c "$dnsdir/unbound.conf" >"$dnsdir/unbound.out" 2>&1 &
 bg_pids+=($!)
 ad=""

@@ -70,25 +70,7 @@ bad IN MX 10 mx.example.test.
 _mta-sts.bad IN TXT "v=STSv1; id=1"
 mta-sts.bad IN A $STS_IP
 ZONE
-cat >"$dnsdir/nsd.conf" <<CONF
-server:
-  ip-address: 127.0.0.1@$P_NSD
-  username: ""
-  chroot: ""
-  zonesdir: "$dnsdir"
-  database: ""
-  zonelistfile: "$dnsdir/zone.list"
-  xfrdfile: "$dnsdir/xfrd.state"
-  pidfile: "$dnsdir/nsd.pid"
-  logfile: "$dnsdir/nsd.log"
-remote-control:
-  control-enable: no
-zone:
-  name: "example.test"
-  zonefile: "example.test.zone"
-CONF
-nsd -d -c "$dnsdir/nsd.conf" >"$dnsdir/nsd.out" 2>&1 &
-bg_pids+=($!)
+start_nsd "$dnsdir" "$P_NSD" example.test.zone
 
 # nginx: one server block per policy host, each with README's two lines.
 ngx="$work/nginx"

@@ -2,6 +2,7 @@
 # ports with a throwaway config, and clean everything up on exit.
 #   start_facteur HOSTNAME EXTRA_TOML   sets P_SMTP P_SMTPS P_RELAY P_SUBMIT, $pid
 #   start_sender DNS [VAR=VALUE...]     a second facteur relaying to the first (see there)
+#   start_nsd DIR PORT ZONEFILE          NSD serving example.test
 #   fail MESSAGE                        prints the log tail and exits 1
 #   free_ports COUNT [IP...]            COUNT distinct TCP ports, free on each IP a moment ago
 #   queue_left                          last line of `facteur queue list`
@@ -112,6 +113,30 @@ max_backoff = \"2s\""
   bg_pids+=($!)
   wait_port "$S_RELAY" || sender_fail "the sender did not start"
 }
+# start_nsd DIR PORT ZONEFILE: NSD serving example.test from DIR/ZONEFILE on
+# 127.0.0.1:PORT, in the foreground of a background job, its files in DIR.
+start_nsd() {
+  cat >"$1/nsd.conf" <<CONF
+server:
+  ip-address: 127.0.0.1@$2
+  username: ""
+  chroot: ""
+  zonesdir: "$1"
+  database: ""
+  zonelistfile: "$1/zone.list"
+  xfrdfile: "$1/xfrd.state"
+  pidfile: "$1/nsd.pid"
+  logfile: "$1/nsd.log"
+remote-control:
+  control-enable: no
+zone:
+  name: "example.test"
+  zonefile: "$3"
+CONF
+  nsd -d -c "$1/nsd.conf" >"$1/nsd.out" 2>&1 &
+  bg_pids+=($!)
+}
+
 sender_fail() { tail -20 "$work/sender.out" >&2; fail "$@"; }
 sender_queue() { (cd "$work/sender" && ../facteur queue --config facteur.toml list); }
 relay() { swaks --silent 2 --server "127.0.0.1:$S_RELAY" --helo client.test --from alice@sender.test --to "$1" >/dev/null ||
