@@ -177,6 +177,8 @@ func TestStartupCleansCrashLeftovers(t *testing.T) {
 		os.Chtimes(path, age, age)
 	}
 	in.start()
+	// The server serves at once; the spool is gone through in the background.
+	waitLog(t, in, "queue: removing message never acknowledged")
 	names := func(dir string) []string {
 		ents, _ := os.ReadDir(dir)
 		var out []string
