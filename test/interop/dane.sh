@@ -22,14 +22,7 @@ rec=$(cd "$work" && ./facteur dns records --config facteur.toml example.test | g
 read -r P_NSD P_UNBOUND < <(free_ports 2)
 dnsdir="$work/dns"
 mkdir "$dnsdir"
-cat >"$dnsdir/example.test.zone" <<ZONE
-\$ORIGIN example.test.
-\$TTL 300
-@ IN SOA ns.example.test. hostmaster.example.test. 1 3600 600 86400 300
-@ IN NS ns.example.test.
-ns IN A 127.0.0.1
-@ IN MX 10 mx.example.test.
-mx IN A 127.0.0.1
+{ zone_head; cat <<ZONE; } >"$dnsdir/example.test.zone"
 $rec
 bad IN MX 10 mx2.example.test.
 mx2 IN A 127.0.0.1

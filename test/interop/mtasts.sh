@@ -56,14 +56,7 @@ printf 'version: STSv1\nmode: enforce\nmx: mx9.example.test\nmax_age: 86400\n' >
 
 dnsdir="$work/dns"
 mkdir "$dnsdir"
-cat >"$dnsdir/example.test.zone" <<ZONE
-\$ORIGIN example.test.
-\$TTL 300
-@ IN SOA ns.example.test. hostmaster.example.test. 1 3600 600 86400 300
-@ IN NS ns.example.test.
-ns IN A 127.0.0.1
-@ IN MX 10 mx.example.test.
-mx IN A 127.0.0.1
+{ zone_head; cat <<ZONE; } >"$dnsdir/example.test.zone"
 ${txt/id=*\"/id=$enforce_id\"}
 mta-sts IN A $STS_IP
 bad IN MX 10 mx.example.test.

@@ -113,6 +113,20 @@ max_backoff = \"2s\""
   bg_pids+=($!)
   wait_port "$S_RELAY" || sender_fail "the sender did not start"
 }
+# zone_head: the start of the example.test zone NSD serves: SOA, NS, and
+# its MX mx.example.test on 127.0.0.1.
+zone_head() {
+  cat <<'ZONE'
+$ORIGIN example.test.
+$TTL 300
+@ IN SOA ns.example.test. hostmaster.example.test. 1 3600 600 86400 300
+@ IN NS ns.example.test.
+ns IN A 127.0.0.1
+@ IN MX 10 mx.example.test.
+mx IN A 127.0.0.1
+ZONE
+}
+
 # start_nsd DIR PORT ZONEFILE: NSD serving example.test from DIR/ZONEFILE on
 # 127.0.0.1:PORT, in the foreground of a background job, its files in DIR.
 start_nsd() {
