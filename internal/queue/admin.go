@@ -26,12 +26,12 @@ func (q *Queue) List() []Envelope {
 	q.mu.Lock()
 	for _, e := range q.entries {
 		switch {
-		case e.env != nil:
-			env := *e.env
-			env.Rcpts = slices.Clone(e.env.Rcpts)
+		case e.loaded != nil:
+			env := *e.loaded.env
+			env.Rcpts = slices.Clone(env.Rcpts)
 			out = append(out, env)
 		default:
-			disk = append(disk, waiting{e.id, e.next})
+			disk = append(disk, waiting{e.id.String(), e.next})
 		}
 	}
 	for _, id := range q.unloaded {
@@ -95,20 +95,27 @@ func (q *Queue) Flush() int {
 // Remove deletes a message that is waiting or not loaded yet; one under
 // delivery must be removed after its attempt.
 func (q *Queue) Remove(id string) error {
+	if !validID(id) {
+		return fmt.Errorf("%q: %w", id, ErrUnknown)
+	}
 	q.mu.Lock()
-	e, ok := q.entries[id]
-	hasEnv := true // for a message not loaded: it may have one
+	e, ok := q.entries[idOf(id)]
+	// A message not loaded, or waiting with its envelope let go, may have
+	// an envelope file: removing one that is not there costs nothing.
+	hasEnv := true
 	switch {
 	case ok && e.index < 0:
 		q.mu.Unlock()
 		return fmt.Errorf("%s: being delivered right now, try again in a moment", id)
 	case ok:
 		heap.Remove(&q.waiting, int(e.index))
-		delete(q.entries, id)
-		hasEnv = e.hasEnv
+		delete(q.entries, e.id)
+		if e.loaded != nil {
+			hasEnv = e.loaded.hasEnv
+		}
 	default:
 		i := slices.Index(q.unloaded, id)
-		if id == "" || i < 0 {
+		if i < 0 {
 			q.mu.Unlock()
 			return fmt.Errorf("%s: %w", id, ErrUnknown)
 		}

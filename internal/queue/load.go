@@ -35,7 +35,7 @@ func (q *Queue) load(ctx context.Context) {
 				continue
 			}
 			if sp, ok := q.sp.read(id, q.log); ok {
-				read[i] = q.newEntry(sp)
+				read[i] = q.newEntry(sp.env)
 			}
 		}
 		q.mu.Lock()

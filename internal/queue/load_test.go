@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // spoolWaiting writes n messages tried once and due again in an hour, as
@@ -163,6 +164,14 @@ func TestShutdownWhileLoading(t *testing.T) {
 	}
 }
 
+// A waiting message costs its entry, a map slot and a heap slot: the entry
+// must stay within the allocator's 48-byte size class (see entry).
+func TestEntrySize(t *testing.T) {
+	if n := unsafe.Sizeof(entry{}); n > 48 {
+		t.Errorf("entry is %d bytes, want at most 48", n)
+	}
+}
+
 // A waiting message keeps no envelope in memory; it is read back when due
 // and its state survives: a message whose file vanished leaves the queue
 // when due, without an attempt.
@@ -179,7 +188,7 @@ func TestWaitingEnvelopeReadBack(t *testing.T) {
 		defer q.mu.Unlock()
 		n := 0
 		for _, e := range q.waiting {
-			if e.env == nil {
+			if e.loaded == nil {
 				n++
 			}
 		}
