@@ -35,8 +35,8 @@ func (q *Queue) List() []Envelope {
 		}
 	}
 	for _, id := range q.unloaded {
-		if id != "" {
-			disk = append(disk, waiting{id: id})
+		if id != (msgID{}) {
+			disk = append(disk, waiting{id: id.String()})
 		}
 	}
 	q.mu.Unlock()
@@ -114,12 +114,12 @@ func (q *Queue) Remove(id string) error {
 			hasEnv = e.loaded.hasEnv
 		}
 	default:
-		i := slices.Index(q.unloaded, id)
+		i := slices.Index(q.unloaded, idOf(id))
 		if i < 0 {
 			q.mu.Unlock()
 			return fmt.Errorf("%s: %w", id, ErrUnknown)
 		}
-		q.unloaded[i] = "" // load passes it over
+		q.unloaded[i] = msgID{} // load passes it over
 	}
 	q.mu.Unlock()
 	q.log.Info("queue: message removed by the operator", "id", id)

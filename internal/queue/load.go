@@ -31,10 +31,10 @@ func (q *Queue) load(ctx context.Context) {
 		}
 		read := make([]*entry, len(batch))
 		for i, id := range batch {
-			if id == "" {
+			if id == (msgID{}) {
 				continue
 			}
-			if sp, ok := q.sp.read(id, q.log); ok {
+			if sp, ok := q.sp.read(id.String(), q.log); ok {
 				read[i] = q.newEntry(sp.env)
 			}
 		}
@@ -51,7 +51,6 @@ func (q *Queue) load(ctx context.Context) {
 			heap.Push(&q.waiting, e)
 			n++
 		}
-		clear(q.unloaded[:len(batch)])
 		q.unloaded = q.unloaded[len(batch):]
 		if len(q.unloaded) == 0 {
 			q.unloaded, q.flushed = nil, 0
@@ -63,7 +62,7 @@ func (q *Queue) load(ctx context.Context) {
 		return
 	}
 	for _, id := range q.lone {
-		q.sp.dropLoneEnv(id, q.log)
+		q.sp.dropLoneEnv(id.String(), q.log)
 	}
 	q.lone = nil
 	if n > 0 {

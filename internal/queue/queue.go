@@ -54,14 +54,14 @@ type Queue struct {
 	clean bool
 	// lone are the ids of the envelope files found at start-up, checked
 	// once every message is loaded (spool.dropLoneEnv).
-	lone []string
+	lone []msgID
 
 	mu      sync.Mutex
 	entries map[msgID]*entry
 	waiting entryHeap // entries due at some time, none in flight
 	// unloaded are the ids of the messages found at start-up whose
-	// envelopes load has yet to read; "" once removed by the operator.
-	unloaded []string
+	// envelopes load has yet to read; zero once removed by the operator.
+	unloaded []msgID
 	// flushed is when Flush last ran while messages were unloaded, in
 	// Unix nanoseconds: they are due by then too.
 	flushed int64

@@ -247,7 +247,9 @@ func readHead(r io.Reader, id string) (*Envelope, int64, error) {
 // and moves anything it does not know into corrupt/. It returns the ids of
 // the message files and of the envelope files, whose messages may be gone
 // (see dropLoneEnv).
-func (s *spool) list(log *slog.Logger) (msgs, envs []string, err error) {
+// An id takes 16 bytes here, half a string of it (its header and a copy
+// of the name): 16 MB less while 1,000,000 messages load.
+func (s *spool) list(log *slog.Logger) (msgs, envs []msgID, err error) {
 	d, err := os.Open(s.dir)
 	if err != nil {
 		return nil, nil, fmt.Errorf("queue: scan %s: %w", s.dir, err)
@@ -272,9 +274,9 @@ func (s *spool) list(log *slog.Logger) (msgs, envs []string, err error) {
 					os.Remove(filepath.Join(s.dir, name))
 				}
 			case ext == envExt && validID(id):
-				envs = append(envs, strings.Clone(id))
+				envs = append(envs, idOf(id))
 			case ext == msgExt && validID(id):
-				msgs = append(msgs, strings.Clone(id))
+				msgs = append(msgs, idOf(id))
 			default:
 				log.Error("queue: foreign file moved aside", "file", name)
 				s.moveAside(name)
