@@ -17,8 +17,15 @@ import (
 // WriteFile writes data to path atomically and durably: readers see either the
 // old content or the new, never a mix, and once it returns nil the new content
 // survives a crash. The file is created mode 0600; on error no temporary file
-// is left behind.
+// is left behind. It syncs as File does.
 func WriteFile(path string, data []byte) error {
+	return File.WriteFile(path, data)
+}
+
+// WriteFile is the package's WriteFile with m's syncs: with Filesystem, the
+// callers of the moment share each sync (a queue making many retries ready at
+// once pays two syncfs calls for all of them, not two fsyncs each).
+func (m Mode) WriteFile(path string, data []byte) error {
 	// The temporary file must live in the same directory: rename is atomic only
 	// within one filesystem.
 	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
@@ -30,20 +37,26 @@ func WriteFile(path string, data []byte) error {
 		os.Remove(f.Name())
 		return fmt.Errorf("durable: write %s: %w", f.Name(), err)
 	}
-	return Commit(f, path)
+	return m.Commit(f, path)
+}
+
+// Commit makes an already-written temporary file durable under its final name
+// with File's syncs; see Mode.Commit.
+func Commit(f *os.File, final string) error {
+	return File.Commit(f, final)
 }
 
 // Commit makes an already-written temporary file durable under its final name:
-// it syncs and closes f, renames it to final and syncs final's directory. f
-// must be in the same filesystem as final. On error the temporary file is
-// removed (final may already hold the new content if only the directory sync
-// failed, but it is then not known to be durable).
-func Commit(f *os.File, final string) error {
+// it syncs and closes f, renames it to final and syncs final's directory, as m
+// says. f must be in the same filesystem as final. On error the temporary file
+// is removed (final may already hold the new content if only the directory
+// sync failed, but it is then not known to be durable).
+func (m Mode) Commit(f *os.File, final string) error {
 	tmp := f.Name()
-	if err := f.Sync(); err != nil {
+	if err := m.Content(f); err != nil {
 		f.Close()
 		os.Remove(tmp)
-		return fmt.Errorf("durable: fsync %s: %w", tmp, err)
+		return err
 	}
 	if err := f.Close(); err != nil {
 		os.Remove(tmp)
@@ -53,7 +66,7 @@ func Commit(f *os.File, final string) error {
 		os.Remove(tmp)
 		return fmt.Errorf("durable: rename %s: %w", tmp, err)
 	}
-	if err := SyncDir(filepath.Dir(final)); err != nil {
+	if err := m.Names(filepath.Dir(final)); err != nil {
 		return fmt.Errorf("durable: commit %s: %w", final, err)
 	}
 	return nil

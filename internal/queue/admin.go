@@ -39,6 +39,7 @@ func (q *Queue) List() []Envelope {
 			disk = append(disk, waiting{id: id.String()})
 		}
 	}
+	found := q.att.found
 	q.mu.Unlock()
 	for _, w := range disk {
 		sp, err := q.sp.load(w.id)
@@ -48,7 +49,7 @@ func (q *Queue) List() []Envelope {
 		if w.next != 0 { // Flush may have made it due before the spool says
 			sp.env.NextAttempt = time.Unix(0, w.next)
 		} else {
-			q.afterStop(sp.env)
+			q.afterStart(sp.env, found)
 		}
 		out = append(out, *sp.env)
 	}
@@ -134,8 +135,13 @@ func ListDir(dir string) ([]Envelope, error) {
 	if err != nil {
 		return nil, err
 	}
+	att, err := openAttempts(dir)
+	if err != nil {
+		return nil, err
+	}
 	ents := make([]Envelope, len(msgs))
 	for i, m := range msgs {
+		retriedAt(m.env, att.found)
 		ents[i] = *m.env
 	}
 	slices.SortFunc(ents, byArrival)
@@ -163,6 +169,11 @@ func FlushDir(dir string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	// What the journal of attempts under way says is overruled too.
+	att, err := openAttempts(dir)
+	if err != nil {
+		return 0, err
+	}
 	now := time.Now()
 	for _, m := range msgs {
 		env := m.env
@@ -178,7 +189,7 @@ func FlushDir(dir string) (int, error) {
 			return 0, err
 		}
 	}
-	return len(msgs), nil
+	return len(msgs), att.forget()
 }
 
 // byArrival orders envelopes oldest first, then by id, which grows with

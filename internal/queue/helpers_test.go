@@ -318,7 +318,7 @@ func enqueue(t testing.TB, q *Queue, from string, rcpts ...string) (string, []by
 }
 
 // files lists the regular files of dir (not of corrupt/), sorted, but for
-// spares, which hold no message.
+// spares and the journal of attempts, which hold no message.
 func files(t testing.TB, dir string) []string {
 	t.Helper()
 	ents, err := os.ReadDir(dir)
@@ -327,7 +327,7 @@ func files(t testing.TB, dir string) []string {
 	}
 	var out []string
 	for _, de := range ents {
-		if !de.IsDir() && !strings.HasPrefix(de.Name(), sparePref) {
+		if !de.IsDir() && !strings.HasPrefix(de.Name(), sparePref) && !strings.HasPrefix(de.Name(), attemptsPref) {
 			out = append(out, de.Name())
 		}
 	}
@@ -399,4 +399,38 @@ func writeMsg(t testing.TB, dir string, env *Envelope, data string) {
 	if err := os.WriteFile(filepath.Join(dir, env.ID+msgExt), append(head, data...), 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// copySpool copies the files of the spool dir, as they are now, to a new
+// directory: the spool a crash at this moment leaves.
+func copySpool(t testing.TB, dir string) string {
+	t.Helper()
+	copied := t.TempDir()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, de := range ents {
+		if de.IsDir() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, de.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(copied, de.Name()), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return copied
+}
+
+// journalFiles lists the journal of attempts in dir.
+func journalFiles(t testing.TB, dir string) []string {
+	t.Helper()
+	m, err := filepath.Glob(filepath.Join(dir, attemptsPref+"*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }

@@ -61,6 +61,12 @@ func (q *Queue) load(ctx context.Context) {
 	if ctx.Err() != nil {
 		return
 	}
+	q.mu.Lock()
+	err := q.att.forget()
+	q.mu.Unlock()
+	if err != nil {
+		q.log.Error("queue: removing the journal of the attempts under way before the start", "err", err)
+	}
 	for _, id := range q.lone {
 		q.sp.dropLoneEnv(id.String(), q.log)
 	}

@@ -55,6 +55,7 @@ type Queue struct {
 	// lone are the ids of the envelope files found at start-up, checked
 	// once every message is loaded (spool.dropLoneEnv).
 	lone []msgID
+	att  *attempts // guarded by mu
 
 	mu      sync.Mutex
 	entries map[msgID]*entry
@@ -109,6 +110,7 @@ type loaded struct {
 	failed   []int // recipients failed during this round, to bounce
 	inflight int32 // delivery jobs holding it
 	hasEnv   bool  // an envelope file may exist, to remove with the message
+	attempt  uint8 // the journal's slot of the retry under way, 0 if none (see attempts)
 }
 
 // msgID is a message id as the queue keeps it in memory. An id is always
@@ -124,17 +126,40 @@ func idOf(id string) (m msgID) {
 func (m msgID) String() string { return string(m[:]) }
 
 func (q *Queue) newEntry(env *Envelope) *entry {
-	q.afterStop(env)
+	if q.afterStart(env, q.att.found) {
+		// The journal's files go once the spool is loaded: the time they
+		// gave must be in the envelope file by then.
+		data, err := env.marshal()
+		if err == nil {
+			err = q.sp.update(data, env.ID)
+		}
+		if err != nil {
+			q.log.Error("queue: recording the next attempt of a retry under way at the crash", "id", env.ID, "err", err)
+		}
+	}
 	return &entry{id: idOf(env.ID), next: env.NextAttempt.UnixNano(), arrival: env.Arrival.UnixNano(), index: -1}
 }
 
-// afterStop corrects the envelope of a message found at start-up: one
+// afterStart corrects the envelope of a message found at start-up: one
 // never tried was stored as under its first attempt (Enqueue), but if the
-// server stopped cleanly that attempt never began, and it is due at once.
-func (q *Queue) afterStop(env *Envelope) {
+// server stopped cleanly that attempt never began, and it is due at once;
+// one whose retry was under way when the server stopped, as found in the
+// journal, is due when that retry said (see attempts), which it reports.
+func (q *Queue) afterStart(env *Envelope, found map[string]int64) (retried bool) {
 	if q.clean && env.Attempts == 0 {
 		env.NextAttempt = env.Arrival
 	}
+	return retriedAt(env, found)
+}
+
+// retriedAt sets the next attempt of env to what found, the journal's
+// lines at start-up, says if that is later, and reports whether it did.
+func retriedAt(env *Envelope, found map[string]int64) bool {
+	if at, ok := found[env.ID]; ok && at > env.NextAttempt.UnixNano() {
+		env.NextAttempt = time.Unix(0, at)
+		return true
+	}
+	return false
 }
 
 // domainWork is the work waiting for one domain and how much is under way.
@@ -172,6 +197,9 @@ func Open(cfg Config) (*Queue, error) {
 	var err error
 	if q.clean, err = q.sp.takeClean(); err != nil {
 		return nil, fmt.Errorf("queue: %w", err)
+	}
+	if q.att, err = openAttempts(cfg.Dir); err != nil {
+		return nil, err
 	}
 	if q.unloaded, q.lone, err = q.sp.list(q.log); err != nil {
 		return nil, err
@@ -264,6 +292,9 @@ func (q *Queue) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			q.jobs.Wait()
+			q.mu.Lock()
+			q.att.stop()
+			q.mu.Unlock()
 			if err := q.sp.markClean(); err != nil {
 				q.log.Error("queue: marking a clean stop; new messages will wait min_backoff after the restart", "err", err)
 			}
@@ -319,11 +350,9 @@ func (q *Queue) dispatch(ctx context.Context, now time.Time) time.Duration {
 // ready readies e, due now and held, for its attempt, then hands it to its
 // domains: its envelope is read back from the spool if it was let go, and
 // for a retry the time of the attempt after this one is written to the
-// spool first, so that a crash in the middle of the attempt, were it the
-// attempt's own doing, cannot have the restarted server try again at once,
-// and crash again, in a tight loop. A failed write is logged and the
-// attempt goes ahead: the spool keeps the time before. A message whose
-// file is gone or unreadable leaves the queue (see spool.read).
+// journal first (see attempts). A failed write is logged and the attempt
+// goes ahead. A message whose file is gone or unreadable leaves the queue
+// (see spool.read).
 func (q *Queue) ready(e *entry, now time.Time) {
 	id := e.id.String()
 	q.mu.Lock()
@@ -344,21 +373,20 @@ func (q *Queue) ready(e *entry, now time.Time) {
 		q.mu.Unlock()
 	}
 	q.mu.Lock()
-	var data []byte
+	var j *durable.Journal
+	var line []byte
 	var err error
 	if l.env.Attempts > 0 {
 		l.env.NextAttempt = now.Add(q.backoff(l.env.Attempts + 1))
-		l.hasEnv = true // a write half-done may leave a file to remove
-		data, err = l.env.marshal()
+		line = attemptLine(id, l.env.NextAttempt.UnixNano())
+		j, l.attempt, err = q.att.begin(len(line))
 	}
 	q.mu.Unlock()
-	if data != nil || err != nil {
-		if err == nil {
-			err = q.sp.update(data, id)
-		}
-		if err != nil {
-			q.log.Error("queue: recording the next attempt before this one", "id", id, "err", err)
-		}
+	if j != nil {
+		err = j.Append(line)
+	}
+	if err != nil {
+		q.log.Error("queue: recording the next attempt before this one", "id", id, "err", err)
 	}
 	q.mu.Lock()
 	q.readying--
@@ -524,6 +552,7 @@ func (q *Queue) finish(e *entry, now time.Time) {
 		}
 		q.mu.Lock()
 		delete(q.entries, e.id)
+		q.attemptEnded(l)
 		q.mu.Unlock()
 		q.log.Info("queue: message done", "id", env.ID)
 		return
@@ -541,6 +570,7 @@ func (q *Queue) finish(e *entry, now time.Time) {
 	q.log.Info("queue: deferred", "id", env.ID, "pending", remaining, "attempts", snapshot.Attempts,
 		"next_attempt", snapshot.NextAttempt.Format(time.RFC3339))
 	q.mu.Lock()
+	q.attemptEnded(l)
 	e.next = snapshot.NextAttempt.UnixNano()
 	if err == nil {
 		e.loaded = nil // the spool has it; read back when due
@@ -549,6 +579,15 @@ func (q *Queue) finish(e *entry, now time.Time) {
 		heap.Push(&q.waiting, e)
 	}
 	q.mu.Unlock()
+}
+
+// attemptEnded tells the journal that the retry of l, if it recorded one,
+// has its outcome written down; called with q.mu held.
+func (q *Queue) attemptEnded(l *loaded) {
+	if l.attempt != 0 {
+		q.att.end(l.attempt)
+		l.attempt = 0
+	}
 }
 
 // backoff doubles from MinBackoff with each attempt, up to MaxBackoff.

@@ -191,8 +191,12 @@ func TestTransientThenRetried(t *testing.T) {
 	waitFor(t, "the retry to start", func() bool { return tr.started("dest.test") == 2 })
 	// The retry is under way: the spool already says when the one after
 	// it is due, should the server die in the middle of it.
-	if env := readEnv(t, dir, id); env.Attempts != 1 || !env.NextAttempt.Equal(start.Add(3*time.Minute)) {
-		t.Errorf("envelope during the retry = %+v, want the next attempt two minutes away", env)
+	att, err := openAttempts(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if at := time.Unix(0, att.found[id]); !at.Equal(start.Add(3 * time.Minute)) {
+		t.Errorf("journal during the retry says %v, want the next attempt two minutes away", at)
 	}
 	if !exists(filepath.Join(dir, id+msgExt)) || !exists(filepath.Join(dir, id+envExt)) {
 		t.Error("message or envelope file missing after a transient failure")
@@ -1020,16 +1024,7 @@ func TestCrashMidAttemptWaits(t *testing.T) {
 	// the same time, and says when that server tries the message.
 	crash := func() time.Time {
 		t.Helper()
-		copied := t.TempDir()
-		for _, name := range files(t, dir) {
-			b, err := os.ReadFile(filepath.Join(dir, name))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(filepath.Join(copied, name), b, 0o600); err != nil {
-				t.Fatal(err)
-			}
-		}
+		copied := copySpool(t, dir)
 		q2 := openQueue(t, testConfig(copied, newFake()))
 		l := q2.List()
 		if len(l) != 1 {

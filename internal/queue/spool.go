@@ -125,9 +125,10 @@ func (s *spool) create() (*os.File, func(*os.File, []byte, io.Reader) (int64, er
 }
 
 // update writes the envelope that supersedes the line in <id>.msg,
-// atomically.
+// atomically, with the spool's syncs: the attempts that end at once share
+// them as new messages do.
 func (s *spool) update(data []byte, id string) error {
-	if err := durable.WriteFile(s.envPath(id), data); err != nil {
+	if err := s.sync.WriteFile(s.envPath(id), data); err != nil {
 		return fmt.Errorf("queue: update %s: %w", id, err)
 	}
 	return nil
@@ -267,6 +268,8 @@ func (s *spool) list(log *slog.Logger) (msgs, envs []msgID, err error) {
 			case strings.HasPrefix(name, tmpPref):
 				log.Info("queue: removing temporary file left by a crash", "file", name)
 				os.Remove(filepath.Join(s.dir, name))
+			case strings.HasPrefix(name, attemptsPref) && de.Type().IsRegular():
+				continue // read by openAttempts
 			case strings.HasPrefix(name, sparePref) && de.Type().IsRegular():
 				if s.spares != nil {
 					s.spares.adopt(filepath.Join(s.dir, name))
