@@ -26,9 +26,17 @@ func WriteFile(path string, data []byte) error {
 // callers of the moment share each sync (a queue making many retries ready at
 // once pays two syncfs calls for all of them, not two fsyncs each).
 func (m Mode) WriteFile(path string, data []byte) error {
+	return m.WriteFileTemp(path, ".tmp-*", data)
+}
+
+// WriteFileTemp is m.WriteFile with the temporary file named after pattern,
+// as os.CreateTemp names it, for a directory whose owner tells its own
+// temporary files from those a crash left by their names (the queue's
+// spool).
+func (m Mode) WriteFileTemp(path, pattern string, data []byte) error {
 	// The temporary file must live in the same directory: rename is atomic only
 	// within one filesystem.
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	f, err := os.CreateTemp(filepath.Dir(path), pattern)
 	if err != nil {
 		return fmt.Errorf("durable: create temp for %s: %w", path, err)
 	}

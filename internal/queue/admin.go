@@ -16,6 +16,8 @@ var ErrUnknown = errors.New("no such message in the queue")
 // List returns a copy of every queued envelope, oldest first. The
 // envelopes of waiting messages, and of those not loaded yet, are read
 // from the spool; a message that leaves the queue meanwhile is left out.
+// While the spool is being listed at start-up, the messages not named yet
+// are found in the spool directory.
 func (q *Queue) List() []Envelope {
 	type waiting struct {
 		id   string
@@ -40,7 +42,26 @@ func (q *Queue) List() []Envelope {
 		}
 	}
 	found := q.att.found
+	listing := q.listing.Load()
 	q.mu.Unlock()
+	if listing {
+		known := make(map[string]bool, len(out)+len(disk))
+		for _, env := range out {
+			known[env.ID] = true
+		}
+		for _, w := range disk {
+			known[w.id] = true
+		}
+		ids, err := q.sp.msgIDs()
+		if err != nil {
+			q.log.Error("queue: listing messages not named yet", "err", err)
+		}
+		for _, id := range ids {
+			if !known[id] {
+				disk = append(disk, waiting{id: id})
+			}
+		}
+	}
 	for _, w := range disk {
 		sp, err := q.sp.load(w.id)
 		if err != nil {
@@ -59,7 +80,8 @@ func (q *Queue) List() []Envelope {
 
 // Stats tells how many messages are queued and when the oldest arrived
 // (zero when the queue is empty). While the spool is being loaded, the
-// oldest is that of the messages loaded so far.
+// oldest is that of the messages loaded so far, and while it is being
+// listed, the count is of the messages named so far.
 func (q *Queue) Stats() (int, time.Time) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -76,7 +98,8 @@ func (q *Queue) Stats() (int, time.Time) {
 }
 
 // Flush makes every waiting message due now, those not loaded yet too,
-// and returns how many.
+// and returns how many (while the spool is being listed, how many it
+// named so far).
 func (q *Queue) Flush() int {
 	q.mu.Lock()
 	now := q.cfg.Now().UnixNano()
@@ -85,7 +108,7 @@ func (q *Queue) Flush() int {
 	}
 	heap.Init(&q.waiting)
 	n := q.waiting.Len() + len(q.unloaded)
-	if len(q.unloaded) > 0 {
+	if len(q.unloaded) > 0 || q.listing.Load() {
 		q.flushed = now
 	}
 	q.mu.Unlock()
@@ -116,11 +139,19 @@ func (q *Queue) Remove(id string) error {
 		}
 	default:
 		i := slices.Index(q.unloaded, idOf(id))
-		if i < 0 {
+		_, skipped := q.skip[idOf(id)]
+		switch {
+		case i >= 0:
+			q.unloaded[i] = msgID{} // load passes it over
+		case q.skip != nil && !skipped && q.sp.exists(id):
+			// The listing has not come to it yet (one in skip is new, and
+			// gone since it is no entry, or removed already): it passes it
+			// over.
+			q.skip[idOf(id)] = struct{}{}
+		default:
 			q.mu.Unlock()
 			return fmt.Errorf("%s: %w", id, ErrUnknown)
 		}
-		q.unloaded[i] = msgID{} // load passes it over
 	}
 	q.mu.Unlock()
 	q.log.Info("queue: message removed by the operator", "id", id)

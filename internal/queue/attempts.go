@@ -62,7 +62,7 @@ func openAttempts(dir string) (*attempts, error) {
 	for _, p := range paths {
 		n, err := strconv.ParseUint(strings.TrimPrefix(filepath.Base(p), attemptsPref), 10, 64)
 		if err != nil {
-			continue // not ours; list moves it aside
+			continue // not ours; scan moves it aside
 		}
 		a.n = max(a.n, n)
 		if err := a.read(p); err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -239,5 +240,88 @@ func TestFlushReadiesBoundedNumber(t *testing.T) {
 	waitFor(t, "every message delivered", func() bool { m, _ := q.Stats(); return m == 0 })
 	if got := len(tr.deliveries()); got != n {
 		t.Errorf("%d recipients delivered, want %d", got, n)
+	}
+}
+
+// Start-up goes through the spool while new mail is taken: it deletes the
+// temporary files and adopts the spares of earlier runs, with a token or
+// without (older versions), and leaves this run's alone, even a spare it
+// made from an old message; a message enqueued before the listing came to
+// it is scheduled once; one removed before is not scheduled, and one never
+// queued is unknown.
+func TestListingLeavesThisRunAlone(t *testing.T) {
+	dir := t.TempDir()
+	tr := newFake()
+	old := spoolWaiting(t, dir, 3, tr.clock.Now())
+	oldTmp := []string{".tmp-123456", ".tmp-ABCDEFGH-42"}
+	oldSpares := []string{sparePref + "06H01FP8AYNGG6C8", sparePref + "ABCDEFGH-06H01FP8AYNGG6C9"}
+	for _, name := range append(slices.Clone(oldTmp), oldSpares...) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("old"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	q := openQueue(t, testConfig(dir, tr))
+	fresh, _ := enqueue(t, q, "alice@sender.test", "bob@up.test")
+	// A file this run is writing now, and a spare it made.
+	ourTmp := filepath.Join(dir, tmpPref+q.sp.run+"-1")
+	spent := filepath.Join(dir, "spent")
+	for _, path := range []string{ourTmp, spent} {
+		if err := os.WriteFile(path, []byte("ours"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !q.sp.spares.keep(spent, 4) {
+		t.Fatal("spare not kept")
+	}
+	ourSpare := q.sp.spares.names[0]
+	if err := q.Remove(old[0]); err != nil {
+		t.Fatalf("Remove of a message not listed yet: %v", err)
+	}
+	if err := q.Remove(NewID()); !errors.Is(err, ErrUnknown) {
+		t.Errorf("Remove of a message never queued = %v", err)
+	}
+	l := q.List()
+	if len(l) != len(old) || !slices.ContainsFunc(l, func(e Envelope) bool { return e.ID == fresh }) {
+		t.Errorf("List before the listing: %+v, want %d messages, the new one among them", l, len(old))
+	}
+
+	loadAll(q)
+	for _, name := range oldTmp {
+		if exists(filepath.Join(dir, name)) {
+			t.Errorf("%s, an earlier run's temporary file, still there", name)
+		}
+	}
+	if !exists(ourTmp) {
+		t.Error("this run's temporary file deleted")
+	}
+	want := []string{ourSpare, filepath.Join(dir, oldSpares[0]), filepath.Join(dir, oldSpares[1])}
+	if got := slices.Sorted(slices.Values(q.sp.spares.names)); !slices.Equal(got, slices.Sorted(slices.Values(want))) {
+		t.Errorf("spares %v, want each of %v once", got, want)
+	}
+	q.mu.Lock()
+	var waiting []string
+	for _, e := range q.waiting {
+		waiting = append(waiting, e.id.String())
+	}
+	q.mu.Unlock()
+	slices.Sort(waiting)
+	wantWaiting := slices.Sorted(slices.Values(append(slices.Clone(old[1:]), fresh)))
+	if !slices.Equal(waiting, wantWaiting) {
+		t.Errorf("waiting %v, want each of %v once", waiting, wantWaiting)
+	}
+
+	os.Remove(ourTmp)
+	run(t, q)
+	tr.clock.advance(q, time.Hour)
+	waitFor(t, "the spool to empty", emptySpool(t, dir))
+	d := tr.deliveries()
+	for _, id := range append(old[1:], fresh) {
+		if d[id] != 1 {
+			t.Errorf("%s delivered %d times, want once", id, d[id])
+		}
+	}
+	if len(d) != len(old) {
+		t.Errorf("deliveries %v, want %d", d, len(old))
 	}
 }

@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"facteur/internal/durable"
@@ -52,6 +54,12 @@ type Queue struct {
 	wake chan struct{}
 	// clean: the server that wrote the spool stopped cleanly (takeClean).
 	clean bool
+	// listDir is the spool directory, open for load to go through it; nil
+	// once it is done.
+	listDir *os.File
+	// listing holds until load has named every message of the spool
+	// (spool.scan); then skip is nil.
+	listing atomic.Bool
 	// lone are the ids of the envelope files found at start-up, checked
 	// once every message is loaded (spool.dropLoneEnv).
 	lone []msgID
@@ -66,6 +74,10 @@ type Queue struct {
 	// flushed is when Flush last ran while messages were unloaded, in
 	// Unix nanoseconds: they are due by then too.
 	flushed int64
+	// skip are the ids the listing must pass over: those of the messages
+	// enqueued while it runs, registered before their files appear, and
+	// those the operator removed before it came to them.
+	skip    map[msgID]struct{}
 	domains map[string]*domainWork
 	// recorded are entries due for a retry whose next attempt is now
 	// written down, to be routed to their domains.
@@ -174,9 +186,9 @@ type item struct {
 	rcpts []int
 }
 
-// Open opens the spool in dir (creating it), ready for new messages. It
-// only names the messages the spool holds: Run reads and schedules them
-// in the background (see load).
+// Open opens the spool in dir (creating it), ready for new messages at
+// once, whatever the spool holds: Run goes through it, names its messages
+// and reads and schedules them, in the background (see load).
 func Open(cfg Config) (*Queue, error) {
 	switch {
 	case cfg.Workers < 1 || cfg.PerDomain < 1:
@@ -192,8 +204,9 @@ func Open(cfg Config) (*Queue, error) {
 	if err := durable.MkdirAll(cfg.Dir); err != nil {
 		return nil, fmt.Errorf("queue: %w", err)
 	}
-	q := &Queue{cfg: cfg, sp: spool{dir: cfg.Dir, sync: cfg.Sync, spares: &spares{dir: cfg.Dir}}, log: cfg.Log, wake: make(chan struct{}, 1),
-		entries: map[msgID]*entry{}, domains: map[string]*domainWork{}}
+	run := newRun()
+	q := &Queue{cfg: cfg, sp: spool{dir: cfg.Dir, sync: cfg.Sync, spares: &spares{dir: cfg.Dir, run: run}, run: run}, log: cfg.Log,
+		wake: make(chan struct{}, 1), entries: map[msgID]*entry{}, skip: map[msgID]struct{}{}, domains: map[string]*domainWork{}}
 	var err error
 	if q.clean, err = q.sp.takeClean(); err != nil {
 		return nil, fmt.Errorf("queue: %w", err)
@@ -201,9 +214,11 @@ func Open(cfg Config) (*Queue, error) {
 	if q.att, err = openAttempts(cfg.Dir); err != nil {
 		return nil, err
 	}
-	if q.unloaded, q.lone, err = q.sp.list(q.log); err != nil {
-		return nil, err
+	// Opened here so that an unreadable spool stops the start.
+	if q.listDir, err = os.Open(cfg.Dir); err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
 	}
+	q.listing.Store(true)
 	return q, nil
 }
 
@@ -244,6 +259,15 @@ func (q *Queue) Enqueue(m Message, header []byte, body io.Reader, also func(stor
 	if len(env.Rcpts) == 0 || !validID(m.ID) || !m.Origin.valid() {
 		return errors.New("queue: enqueue needs a valid id, recipients and origin")
 	}
+	if q.listing.Load() {
+		// Before its file appears: the listing must not find it and
+		// schedule it a second time (see load).
+		q.mu.Lock()
+		if q.skip != nil {
+			q.skip[idOf(m.ID)] = struct{}{}
+		}
+		q.mu.Unlock()
+	}
 	off, err := q.sp.store(env, header, body)
 	if err != nil {
 		return err
@@ -280,7 +304,7 @@ func (q *Queue) kick() {
 	}
 }
 
-// Run loads the messages Open found and schedules deliveries until ctx
+// Run loads the messages of the spool and schedules deliveries until ctx
 // ends, then waits for the deliveries under way (they see ctx ended, stop,
 // and record their outcome) and for the loading to stop.
 func (q *Queue) Run(ctx context.Context) {

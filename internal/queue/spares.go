@@ -15,12 +15,13 @@ import (
 // that was 44 % of facteur's CPU relaying at full speed. Rewriting a spent
 // file keeps its inode (and its blocks, when the sizes are alike).
 //
-// A spare is named .spare-<id> in the spool directory; it is never read as a
-// message, and becomes one only by the same fsync-then-rename that makes a
-// new file live. Spares are bounded in number and size, so they hold little
+// A spare is named .spare-<run>-<id> in the spool directory (run: see
+// spool); it is never read as a message, and becomes one only by the same
+// fsync-then-rename that makes a new file live. Spares are bounded in number and size, so they hold little
 // disk.
 type spares struct {
 	dir   string
+	run   string // the process's token (see spool)
 	mu    sync.Mutex
 	names []string // paths of the spares not in use
 }
@@ -59,7 +60,7 @@ func (s *spares) keep(path string, size int64) bool {
 	if full {
 		return false
 	}
-	name := filepath.Join(s.dir, sparePref+NewID())
+	name := filepath.Join(s.dir, sparePref+s.run+"-"+NewID())
 	if err := durable.RenameNoReplace(path, name); err != nil {
 		return false
 	}

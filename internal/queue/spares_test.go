@@ -85,6 +85,7 @@ func TestSparesRestartRemoveAndSize(t *testing.T) {
 	if l := q.List(); len(l) != 0 {
 		t.Errorf("List after start-up = %+v: a spare was taken for a message", l)
 	}
+	loadAll(q) // adopts the spare
 	if exists(filepath.Join(dir, "corrupt")) {
 		t.Error("a spare was moved to corrupt/")
 	}

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"bufio"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -30,12 +31,24 @@ import (
 // A message delivered at its first attempt thus costs one file. The size
 // of a message is that of <id>.msg less its first line.
 //
+// The temporary and spare files a process makes are named .tmp-<run>-* and
+// .spare-<run>-*, run being a token it draws at random when it opens the
+// spool (newRun). That is what lets start-up go through the spool in the
+// background while new mail is taken (see scan): whatever carries another
+// token, or none (spools of earlier versions), was left by an earlier
+// process, and only that is deleted or adopted. Going by age or by what
+// the listing saw first would not do: a spare this process made from an
+// old message is an old file under a new name, and a listing adopting it
+// beside the pool that already holds it would give one file to two
+// messages.
+//
 // Spools written before the envelope line existed hold <id>.msg (the bare
 // message) beside <id>.env; they are still read (see load).
 type spool struct {
 	dir    string
 	sync   durable.Mode
 	spares *spares // nil: spent files are deleted (the queue command's spool)
+	run    string  // this process's token in its temporary and spare names
 }
 
 const (
@@ -50,6 +63,31 @@ const (
 	// that start-up never meets a line it cannot read.
 	maxHead = 1 << 20
 )
+
+// newRun draws the token that names a process's temporary and spare files:
+// 40 random bits, so that a restarted process, PID 1 in a container again,
+// does not draw its predecessor's. It holds no "-", which ends it in the
+// names, and the names made before tokens existed (.tmp-<digits>,
+// .spare-<id>) hold none after the prefix, so none of them can pass for a
+// token's.
+func newRun() string {
+	var b [5]byte
+	rand.Read(b[:])
+	return idEncoding.EncodeToString(b[:])
+}
+
+// tmpPattern names this process's temporary files, for os.CreateTemp.
+func (s *spool) tmpPattern() string { return tmpPref + s.run + "-*" }
+
+// ours tells whether name, a temporary or spare file, was made by this
+// process.
+func (s *spool) ours(name string) bool {
+	rest, ok := strings.CutPrefix(name, tmpPref)
+	if !ok {
+		rest, ok = strings.CutPrefix(name, sparePref)
+	}
+	return ok && s.run != "" && strings.HasPrefix(rest, s.run+"-")
+}
 
 func (s *spool) msgPath(id string) string { return filepath.Join(s.dir, id+msgExt) }
 func (s *spool) envPath(id string) string { return filepath.Join(s.dir, id+envExt) }
@@ -120,7 +158,7 @@ func (s *spool) create() (*os.File, func(*os.File, []byte, io.Reader) (int64, er
 			}
 		}
 	}
-	f, err := os.CreateTemp(s.dir, tmpPref+"*")
+	f, err := os.CreateTemp(s.dir, s.tmpPattern())
 	return f, durable.Fill, err
 }
 
@@ -128,7 +166,7 @@ func (s *spool) create() (*os.File, func(*os.File, []byte, io.Reader) (int64, er
 // atomically, with the spool's syncs: the attempts that end at once share
 // them as new messages do.
 func (s *spool) update(data []byte, id string) error {
-	if err := s.sync.WriteFile(s.envPath(id), data); err != nil {
+	if err := s.sync.WriteFileTemp(s.envPath(id), s.tmpPattern(), data); err != nil {
 		return fmt.Errorf("queue: update %s: %w", id, err)
 	}
 	return nil
@@ -156,6 +194,12 @@ func (s *spool) remove(id string, hasEnv bool, size int64) error {
 		return fmt.Errorf("queue: remove %s: %w", id, err)
 	}
 	return nil
+}
+
+// exists tells whether the message id is in the spool.
+func (s *spool) exists(id string) bool {
+	_, err := os.Lstat(s.msgPath(id))
+	return err == nil
 }
 
 // open reads the message bytes of id, which are size bytes from off.
@@ -241,57 +285,57 @@ func readHead(r io.Reader, id string) (*Envelope, int64, error) {
 	return env, int64(len(line)), nil
 }
 
-// list names the messages of the spool at start-up, reading no file, so
-// that the server can take new mail at once and the envelopes be read in
-// the background (see Queue.load). It deletes temporary files left by a
-// crash and takes in the spares, before any new message can make either,
-// and moves anything it does not know into corrupt/. It returns the ids of
-// the message files and of the envelope files, whose messages may be gone
-// (see dropLoneEnv).
+// scanChunk is how many names scan reads at once.
+const scanChunk = 4096
+
+// scan reads the next names of the spool directory d at start-up, reading
+// no file, so that the envelopes can be read afterwards (see Queue.load).
+// It runs in the background while new mail is taken: it deletes only the
+// temporary files of earlier processes (left by a crash) and adopts only
+// their spares, never this process's (see ours), and moves anything it does
+// not know into corrupt/. It returns the ids of the message files and of
+// the envelope files, whose messages may be gone (see dropLoneEnv); done
+// when d has no more names.
+//
+// Names come in chunks, unsorted: os.ReadDir would sort a million names.
+//
 // An id takes 16 bytes here, half a string of it (its header and a copy
 // of the name): 16 MB less while 1,000,000 messages load.
-func (s *spool) list(log *slog.Logger) (msgs, envs []msgID, err error) {
-	d, err := os.Open(s.dir)
-	if err != nil {
-		return nil, nil, fmt.Errorf("queue: scan %s: %w", s.dir, err)
-	}
-	defer d.Close()
-	for {
-		// In chunks, unsorted: os.ReadDir would sort a million names.
-		ents, err := d.ReadDir(4096)
-		for _, de := range ents {
-			name := de.Name()
-			id, ext := strings.TrimSuffix(name, filepath.Ext(name)), filepath.Ext(name)
-			switch {
-			case de.IsDir():
-				continue
-			case strings.HasPrefix(name, tmpPref):
-				log.Info("queue: removing temporary file left by a crash", "file", name)
+func (s *spool) scan(d *os.File, log *slog.Logger) (msgs, envs []msgID, done bool, err error) {
+	ents, err := d.ReadDir(scanChunk)
+	for _, de := range ents {
+		name := de.Name()
+		id, ext := strings.TrimSuffix(name, filepath.Ext(name)), filepath.Ext(name)
+		switch {
+		case de.IsDir() || s.ours(name):
+			continue
+		case strings.HasPrefix(name, tmpPref):
+			log.Info("queue: removing temporary file left by a crash", "file", name)
+			os.Remove(filepath.Join(s.dir, name))
+		case strings.HasPrefix(name, attemptsPref) && de.Type().IsRegular():
+			continue // read by openAttempts
+		case strings.HasPrefix(name, sparePref) && de.Type().IsRegular():
+			if s.spares != nil {
+				s.spares.adopt(filepath.Join(s.dir, name))
+			} else {
 				os.Remove(filepath.Join(s.dir, name))
-			case strings.HasPrefix(name, attemptsPref) && de.Type().IsRegular():
-				continue // read by openAttempts
-			case strings.HasPrefix(name, sparePref) && de.Type().IsRegular():
-				if s.spares != nil {
-					s.spares.adopt(filepath.Join(s.dir, name))
-				} else {
-					os.Remove(filepath.Join(s.dir, name))
-				}
-			case ext == envExt && validID(id):
-				envs = append(envs, idOf(id))
-			case ext == msgExt && validID(id):
-				msgs = append(msgs, idOf(id))
-			default:
-				log.Error("queue: foreign file moved aside", "file", name)
-				s.moveAside(name)
 			}
-		}
-		if err == io.EOF {
-			return msgs, envs, nil
-		}
-		if err != nil {
-			return nil, nil, fmt.Errorf("queue: scan %s: %w", s.dir, err)
+		case ext == envExt && validID(id):
+			envs = append(envs, idOf(id))
+		case ext == msgExt && validID(id):
+			msgs = append(msgs, idOf(id))
+		default:
+			log.Error("queue: foreign file moved aside", "file", name)
+			s.moveAside(name)
 		}
 	}
+	if err == io.EOF {
+		return msgs, envs, true, nil
+	}
+	if err != nil {
+		return msgs, envs, true, fmt.Errorf("queue: scan %s: %w", s.dir, err)
+	}
+	return msgs, envs, false, nil
 }
 
 // read loads the envelope of the message id for the scheduler. It deletes
@@ -335,7 +379,7 @@ func (s *spool) dropLoneEnv(id string, log *slog.Logger) {
 // markClean records that no attempt is under way, and none starts before
 // the next Open.
 func (s *spool) markClean() error {
-	return durable.WriteFile(filepath.Join(s.dir, cleanName), nil)
+	return durable.File.WriteFileTemp(filepath.Join(s.dir, cleanName), s.tmpPattern(), nil)
 }
 
 // takeClean reports whether the server before stopped cleanly, and takes
@@ -361,18 +405,38 @@ func (s *spool) moveAside(names ...string) {
 	}
 }
 
-// readEnvelopes reads every readable message without touching anything.
-func readEnvelopes(s *spool) ([]spooled, error) {
-	ents, err := os.ReadDir(s.dir)
+// msgIDs names the messages in the spool, unsorted, touching nothing.
+func (s *spool) msgIDs() ([]string, error) {
+	d, err := os.Open(s.dir)
 	if err != nil {
 		return nil, fmt.Errorf("queue: read %s: %w", s.dir, err)
 	}
-	var out []spooled
-	for _, de := range ents {
-		id, ok := strings.CutSuffix(de.Name(), msgExt)
-		if !ok || !validID(id) {
-			continue
+	defer d.Close()
+	var ids []string
+	for {
+		names, err := d.Readdirnames(scanChunk)
+		for _, name := range names {
+			if id, ok := strings.CutSuffix(name, msgExt); ok && validID(id) {
+				ids = append(ids, id)
+			}
 		}
+		if err == io.EOF {
+			return ids, nil
+		}
+		if err != nil {
+			return ids, fmt.Errorf("queue: read %s: %w", s.dir, err)
+		}
+	}
+}
+
+// readEnvelopes reads every readable message without touching anything.
+func readEnvelopes(s *spool) ([]spooled, error) {
+	ids, err := s.msgIDs()
+	if err != nil {
+		return nil, err
+	}
+	var out []spooled
+	for _, id := range ids {
 		if sp, err := s.load(id); err == nil {
 			out = append(out, sp)
 		}
