@@ -4,9 +4,11 @@
 package ctl
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -71,23 +73,63 @@ func serve(l net.Listener, q Queue, log *slog.Logger) {
 		}
 		go func() {
 			defer c.Close()
-			c.SetDeadline(time.Now().Add(30 * time.Second))
+			conn := stepDeadline{c, 30 * time.Second}
 			var req Request
-			if err := json.NewDecoder(c).Decode(&req); err != nil {
+			if err := json.NewDecoder(conn).Decode(&req); err != nil {
+				return
+			}
+			if req.Cmd == "list" {
+				envs := q.List()
+				log.Info("control request", "cmd", req.Cmd, "messages", len(envs))
+				writeList(conn, envs)
 				return
 			}
 			resp := handle(q, req)
 			log.Info("control request", "cmd", req.Cmd, "id", req.ID, "error", resp.Error)
-			json.NewEncoder(c).Encode(resp)
+			json.NewEncoder(conn).Encode(resp)
 		}()
 	}
 }
 
+// writeList writes the answer to "list", a Response, one envelope at a
+// time: encoded whole, the answer for 100,000 messages was a 46 MB buffer
+// grown (and cleared) step by step before the first byte went out.
+func writeList(w io.Writer, envs []queue.Envelope) error {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	bw.WriteString(`{"envelopes":[`)
+	enc := json.NewEncoder(bw)
+	for i := range envs {
+		if i > 0 {
+			bw.WriteByte(',')
+		}
+		if err := enc.Encode(&envs[i]); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(bw, "],\"count\":%d}\n", len(envs))
+	return bw.Flush()
+}
+
+// stepDeadline gives each read and write on a connection its own deadline,
+// so that a long answer, the listing of a deep queue, is bounded per step
+// rather than in all.
+type stepDeadline struct {
+	net.Conn
+	d time.Duration
+}
+
+func (c stepDeadline) Read(p []byte) (int, error) {
+	c.SetDeadline(time.Now().Add(c.d))
+	return c.Conn.Read(p)
+}
+
+func (c stepDeadline) Write(p []byte) (int, error) {
+	c.SetDeadline(time.Now().Add(c.d))
+	return c.Conn.Write(p)
+}
+
 func handle(q Queue, req Request) Response {
 	switch req.Cmd {
-	case "list":
-		envs := q.List()
-		return Response{Envelopes: envs, Count: len(envs)}
 	case "flush":
 		return Response{Count: q.Flush()}
 	case "remove":
@@ -106,7 +148,7 @@ func Call(dir string, req Request) (*Response, error) {
 		return nil, fmt.Errorf("%w (%v)", ErrNotRunning, err)
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(60 * time.Second))
+	c = stepDeadline{c, 60 * time.Second}
 	if err := json.NewEncoder(c).Encode(req); err != nil {
 		return nil, fmt.Errorf("control socket: %w", err)
 	}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -62,19 +64,50 @@ func (q *Queue) List() []Envelope {
 			}
 		}
 	}
-	for _, w := range disk {
-		sp, err := q.sp.load(w.id)
-		if err != nil {
+	ids := make([]string, len(disk))
+	for i, w := range disk {
+		ids[i] = w.id
+	}
+	for i, env := range q.sp.peekAll(ids) {
+		if env == nil {
 			continue
 		}
-		if w.next != 0 { // Flush may have made it due before the spool says
-			sp.env.NextAttempt = time.Unix(0, w.next)
+		if next := disk[i].next; next != 0 { // Flush may have made it due before the spool says
+			env.NextAttempt = time.Unix(0, next)
 		} else {
-			q.afterStart(sp.env, found)
+			q.afterStart(env, found)
 		}
-		out = append(out, *sp.env)
+		out = append(out, *env)
 	}
 	slices.SortFunc(out, byArrival)
+	return out
+}
+
+// listReaders bounds the files a listing reads at once. Files in the page
+// cache are read as fast as the cores go, so that more readers than cores
+// gain nothing there; from a cold disk more reads in flight do. Each
+// blocks a thread in the filesystem.
+const listReaders = 8
+
+// peekAll reads the envelopes of ids (spool.peek), listReaders at a time;
+// an envelope is nil where the message is gone or unreadable.
+func (s *spool) peekAll(ids []string) []*Envelope {
+	out := make([]*Envelope, len(ids))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(listReaders, len(ids)) {
+		wg.Go(func() {
+			var buf []byte
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(ids) {
+					return
+				}
+				out[i], buf, _ = s.peek(ids[i], buf)
+			}
+		})
+	}
+	wg.Wait()
 	return out
 }
 
@@ -162,7 +195,7 @@ func (q *Queue) Remove(id string) error {
 // queue command; it changes nothing.
 func ListDir(dir string) ([]Envelope, error) {
 	sp := spool{dir: dir}
-	msgs, err := readEnvelopes(&sp)
+	ids, err := sp.msgIDs()
 	if err != nil {
 		return nil, err
 	}
@@ -170,10 +203,12 @@ func ListDir(dir string) ([]Envelope, error) {
 	if err != nil {
 		return nil, err
 	}
-	ents := make([]Envelope, len(msgs))
-	for i, m := range msgs {
-		retriedAt(m.env, att.found)
-		ents[i] = *m.env
+	var ents []Envelope
+	for _, env := range sp.peekAll(ids) {
+		if env != nil {
+			retriedAt(env, att.found)
+			ents = append(ents, *env)
+		}
 	}
 	slices.SortFunc(ents, byArrival)
 	return ents, nil

@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -126,7 +127,7 @@ func (e *Envelope) marshalHead() ([]byte, error) {
 // anything else is treated as corrupt by the caller.
 func parseEnvelope(b []byte, id string) (*Envelope, error) {
 	var e Envelope
-	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&e); err != nil {
 		return nil, fmt.Errorf("decode: %w", err)

@@ -147,7 +147,8 @@ func TestShutdownWhileLoading(t *testing.T) {
 	second, _ := enqueue(t, q2, "alice@sender.test", "carol@up.test")
 	// Nothing loaded yet: the spool answers.
 	l := q2.List()
-	if len(l) != len(old)+1 || l[len(l)-1].ID != second || l[0].Attempts != 1 || !l[0].NextAttempt.Equal(again.clock.Now().Add(time.Hour)) {
+	if len(l) != len(old)+1 || l[len(l)-1].ID != second || l[0].Attempts != 1 || !l[0].NextAttempt.Equal(again.clock.Now().Add(time.Hour)) ||
+		l[0].Size != int64(len("Subject: old\r\n\r\n")) {
 		t.Fatalf("List before loading: %d messages, want %d, the new one last; first %+v", len(l), len(old)+1, l[0])
 	}
 	run(t, q2)
@@ -195,7 +196,7 @@ func TestWaitingEnvelopeReadBack(t *testing.T) {
 		}
 		return n == 2
 	})
-	if l := q.List(); len(l) != 2 || l[0].ID != id || l[0].Rcpts[0].State != Sent || l[0].Rcpts[1].LastError != "later" {
+	if l := q.List(); len(l) != 2 || l[0].ID != id || l[0].Rcpts[0].State != Sent || l[0].Rcpts[1].LastError != "later" || l[0].Size != int64(len(data)) {
 		t.Fatalf("List of waiting messages = %+v", l)
 	}
 	if err := os.Remove(filepath.Join(dir, vanish+msgExt)); err != nil {

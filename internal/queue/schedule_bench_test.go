@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"fmt"
+	"os"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -146,4 +147,39 @@ func spoolDeferred(b *testing.B, dir string, n int, now time.Time) {
 		writeMsg(b, dir, env, data)
 	}
 	syscall.Sync()
+}
+
+// BenchmarkList is `facteur queue list` on the server's side: per op,
+// Queue.List of 100,000 deferred messages, each with its envelope file as
+// an attempt leaves it, and none in memory.
+func BenchmarkList(b *testing.B) {
+	const n = 100_000
+	dir := b.TempDir()
+	tr := newFake()
+	spoolDeferred(b, dir, n, tr.clock.Now())
+	sp := spool{dir: dir}
+	ids, err := sp.msgIDs()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, id := range ids {
+		env := readEnv(b, dir, id)
+		env.Rcpts[0].Host = "mx.down.test[192.0.2.1]"
+		data, err := env.marshal()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := os.WriteFile(sp.envPath(id), data, 0o600); err != nil {
+			b.Fatal(err)
+		}
+	}
+	syscall.Sync()
+	q := openQueue(b, deepConfig(dir, tr))
+	loadAll(q)
+	b.ReportAllocs()
+	for b.Loop() {
+		if l := q.List(); len(l) != n {
+			b.Fatalf("listed %d messages, want %d", len(l), n)
+		}
+	}
 }
