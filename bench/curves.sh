@@ -12,6 +12,8 @@
 #                250 and from the connect to the 250, peak memory. Postfix
 #                as installed (default_process_limit 100) and with
 #                default_process_limit = PF_LIMIT (default 1000).
+#                SESS_SERVERS picks among "facteur postfix postfix_raised"
+#                (default all three), e.g. facteur alone while iterating.
 #   starttls     bench/loadgen, TLS_N messages (default min(N, 5000)), C
 #                sessions, a connection each: STARTTLS on the smtp port and
 #                TLS from the first byte on the smtps one, with every
@@ -30,7 +32,9 @@
 #
 # PROFILE=1 also keeps, in bench/results/<date>-<time>-<name>.pprof,
 # facteur's CPU profile over PROFILE_SECONDS (default 5) of the sessions
-# and starttls points and its heap with the deepest queue deferred.
+# and starttls points, its heap (and the runtime's MemStats, in
+# <name>-memstats.txt) PROFILE_SECONDS into each sessions point, and its
+# heap with the deepest queue deferred.
 #   sizes        messages of SIZES bytes (default 4 KiB, 100 KiB, 1 MiB,
 #                10 MiB), C sessions, SIZE_MB MB of them per size and server
 #                (default 1024, at least C messages, at most N): MB/s until
@@ -53,6 +57,7 @@ CURVES="sessions starttls sizes queue_depth"
 SESSIONS=${SESSIONS:-10 100 1000 10000}
 SESS_N=${SESS_N:-$N}
 PF_LIMIT=${PF_LIMIT:-1000}
+SESS_SERVERS=${SESS_SERVERS:-facteur postfix postfix_raised}
 TLS_N=${TLS_N:-$((N < 5000 ? N : 5000))}
 TLS_KEYS=${TLS_KEYS:-ecdsa rsa}
 TLS_MODES=${TLS_MODES:-starttls/full starttls/resumed smtps/full smtps/resumed}
@@ -89,7 +94,7 @@ point() {
   sampler "$sid" "$key" "$d/peak" "${SAMPLE_EVERY:-0.1}"
   sync
   c0=$(cpu_ms "$sid"); t0=$(now)
-  [ "$srv" = facteur ] && curve_profile "${d##*/c-}" profile "?seconds=${PROFILE_SECONDS:-5}"
+  [ "$srv" = facteur ] && curve_profile "${d##*/c-}" profile "?seconds=${PROFILE_SECONDS:-5}" "${P_HEAP:+heap}"
   # A session error is counted, not fatal: Postfix as installed may not
   # take 10,000 connections at once.
   "$BIN/loadgen" -addr "127.0.0.1:$port" -n "$n" -to bench@localhost "$@" >"$d/loadgen" 2>&1 || log "$srv: $(tail -1 "$d/loadgen")"
@@ -106,12 +111,17 @@ point() {
   case $srv in facteur) stop_facteur ;; *) stop_postfix ;; esac
 }
 # With PROFILE=1, facteur serves net/http/pprof, and curve_profile name
-# kind [query] saves /debug/pprof/<kind> in the background (profile_wait
-# waits for it).
+# kind [query [then]] saves /debug/pprof/<kind> in the background, and
+# /debug/pprof/<then> once that is done (profile_wait waits for both).
 curve_pprof() { [ -n "$PROFILE" ] && printf '\n[debug]\npprof = "127.0.0.1:%s"\n' "$P_PPROF"; return 0; }
 curve_profile() {
   [ -n "$PROFILE" ] || return 0
-  curl -s -o "$BENCH/results/$STAMP-$1.pprof" "http://127.0.0.1:$P_PPROF/debug/pprof/$2${3:-}" &
+  {
+    curl -s -o "$BENCH/results/$STAMP-$1.pprof" "http://127.0.0.1:$P_PPROF/debug/pprof/$2${3:-}"
+    [ -z "${4:-}" ] || curl -s -o "$BENCH/results/$STAMP-$1-$4.pprof" "http://127.0.0.1:$P_PPROF/debug/pprof/$4"
+    # Its text form ends with the runtime's MemStats (StackInuse...).
+    [ "${4:-}" != heap ] || curl -s "http://127.0.0.1:$P_PPROF/debug/pprof/heap?debug=1" | sed -n '/^# runtime.MemStats/,$p' > "$BENCH/results/$STAMP-$1-memstats.txt"
+  } &
   PROF=$!
 }
 STAMP=$(date +%Y-%m-%d-%H%M)
@@ -135,7 +145,7 @@ sessions() {
   local c n srv label
   for c in $SESSIONS; do
     n=$((SESS_N > 2 * c ? SESS_N : 2 * c))
-    for srv in facteur postfix postfix_raised; do
+    for srv in $SESS_SERVERS; do
       label=$srv PF_MAIN=""
       case $srv in
         postfix) PF_MAIN="" label="Postfix (default_process_limit 100)" ;;
@@ -143,7 +153,7 @@ sessions() {
       esac
       log "sessions: $c, $srv, $n messages"
       # Up to PF_LIMIT Postfix processes: memory sampled once a second.
-      SAMPLE_EVERY=$([ "$c" -ge 1000 ] && echo 1 || echo 0.1) point "$srv" "$DATA/c-sess-$c-$srv" "$n" -c "$c" -size "$SIZE" -src 50
+      P_HEAP=1 SAMPLE_EVERY=$([ "$c" -ge 1000 ] && echo 1 || echo 0.1) point "$srv" "$DATA/c-sess-$c-$srv" "$n" -c "$c" -size "$SIZE" -src 50
       local k=sessions.$c.$srv
       curve_record "$k.rate" "$P_RATE"; curve_record "$k.p50" "$(lg p50_ms)"; curve_record "$k.p99" "$(lg p99_ms)"
       curve_record "$k.conn_p50" "$(lg conn_p50_ms)"; curve_record "$k.conn_p99" "$(lg conn_p99_ms)"

@@ -144,7 +144,7 @@ if [ -z "${FACTEUR_BENCH_NS:-}" ]; then
   # The tree as built: an edit made while the bench runs must not mark it.
   FACTEUR_VERSION=$(cd "$ROOT" && git describe --always --dirty 2>/dev/null || echo '?')
   export N C SIZE REPS LAT_N IDLE BIG TIMEOUT WORK OSD_RELAY_N FACTEUR_VERSION
-  export TINY=${TINY:-} SESSIONS=${SESSIONS:-} SESS_N=${SESS_N:-} PF_LIMIT=${PF_LIMIT:-} TLS_N=${TLS_N:-} TLS_KEYS=${TLS_KEYS:-} TLS_MODES=${TLS_MODES:-} TLS_GROUPS=${TLS_GROUPS:-}
+  export TINY=${TINY:-} SESSIONS=${SESSIONS:-} SESS_N=${SESS_N:-} SESS_SERVERS=${SESS_SERVERS:-} PF_LIMIT=${PF_LIMIT:-} TLS_N=${TLS_N:-} TLS_KEYS=${TLS_KEYS:-} TLS_MODES=${TLS_MODES:-} TLS_GROUPS=${TLS_GROUPS:-}
   export SIZES=${SIZES:-} SIZE_MB=${SIZE_MB:-} DD_MB=${DD_MB:-} QUEUE_N=${QUEUE_N:-} IDLE_CPU_SECS=${IDLE_CPU_SECS:-}
   export STEPS=${STEPS:-} PROFILE=${PROFILE:-} PROFILE_SECONDS=${PROFILE_SECONDS:-} KEEP=${KEEP:-} FS=${FS:-}
   export SETTLE=${SETTLE:-$([ "${FS:-}" = journal ] && echo 0 || echo 31)}
