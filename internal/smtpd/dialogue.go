@@ -4,7 +4,6 @@ import (
 	"net"
 	"runtime"
 	"strings"
-	"sync"
 
 	"facteur/internal/smtplog"
 )
@@ -39,27 +38,21 @@ func debugCaller() string {
 	return name
 }
 
-// oneConn is a listener that hands over one connection, then waits to be
-// closed: by the connection's end, or by its server's shutdown.
+// oneConn is a listener that hands over one connection; then it is
+// closed.
 type oneConn struct {
-	conn   net.Conn
-	taken  bool // Accept is called from one goroutine, Serve's
-	closed chan struct{}
-	once   sync.Once
+	conn  net.Conn
+	taken bool // Accept is called from one goroutine, Serve's
 }
 
 func (l *oneConn) Accept() (net.Conn, error) {
-	if !l.taken {
-		l.taken = true
-		return l.conn, nil
+	if l.taken {
+		return nil, net.ErrClosed
 	}
-	<-l.closed
-	return nil, net.ErrClosed
+	l.taken = true
+	return l.conn, nil
 }
 
-func (l *oneConn) Close() error {
-	l.once.Do(func() { close(l.closed) })
-	return nil
-}
+func (l *oneConn) Close() error { return nil }
 
 func (l *oneConn) Addr() net.Addr { return l.conn.LocalAddr() }

@@ -253,14 +253,16 @@ func (s *Server) serveConn(key serverKey, nc net.Conn, c *conn) {
 	srv.Debug = tap
 	s.sessions[srv] = struct{}{}
 	s.mu.Unlock()
-	l := &oneConn{conn: nc, closed: make(chan struct{})}
-	c.onClose = func() { l.Close() }
-	go func() {
-		srv.Serve(l)
+	c.onClose = func() {
 		s.mu.Lock()
 		delete(s.sessions, srv)
 		s.mu.Unlock()
-	}()
+	}
+	// Serve starts the session's goroutine and returns at the second
+	// Accept: a goroutine per session waiting for the end of its only
+	// connection would be a stack per session for nothing. Shutdown still
+	// waits for the session, which go-smtp counts from the first Accept.
+	srv.Serve(&oneConn{conn: nc})
 }
 
 // Shutdown stops accepting, closes idle sessions with a 421 4.3.2, and lets the
