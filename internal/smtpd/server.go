@@ -108,6 +108,9 @@ type Options struct {
 	// SRS rewrites the sender of the mail forwarded to other domains, and
 	// reads the bounces to those addresses back; nil: the sender is kept.
 	SRS *srs.Rewriter
+	// Storing is how many messages are stored at once, the others
+	// waiting their turn (see stage.go); 0 is defaultStoring.
+	Storing int
 	// ScratchDir holds, unlinked, the copy a message is read from when it
 	// is stored in several forms; "" is the system's temporary folder.
 	ScratchDir string
@@ -122,6 +125,7 @@ type Server struct {
 	alias atomic.Pointer[aliases.Table]
 	auth  atomic.Pointer[Authenticator]
 	fails failures
+	turns turns // to store a message
 
 	mu      sync.Mutex
 	servers map[serverKey]*smtp.Server
@@ -141,7 +145,8 @@ func New(opts Options, u *users.Map) *Server {
 	if opts.PlaintextAuth == nil {
 		opts.PlaintextAuth = netip.Addr.IsLoopback
 	}
-	s := &Server{opts: opts, log: opts.Log, servers: map[serverKey]*smtp.Server{}, sessions: map[*smtp.Server]struct{}{}}
+	s := &Server{opts: opts, log: opts.Log, servers: map[serverKey]*smtp.Server{}, sessions: map[*smtp.Server]struct{}{},
+		turns: newTurns(opts.Storing)}
 	s.cs = newConns(opts.MaxConns, opts.MaxConnsPerIP, opts.Hostname, opts.Log)
 	s.users.Store(u)
 	return s

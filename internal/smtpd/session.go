@@ -230,7 +230,14 @@ func (s *session) Data(r io.Reader) error {
 	if err := s.spaceCheck(); err != nil {
 		return err
 	}
-	body := &counting{r: &strictCRLF{r: s.guarded(r)}}
+	// Nothing is read before the turn comes, so the 354, held until the
+	// next read (see conn.Write), waits for it too.
+	st, tk := s.srv.turns.receive(s.srv.turns.take(), r)
+	defer st.release()
+	if tk != nil {
+		defer tk.give()
+	}
+	body := &counting{r: &strictCRLF{r: s.guarded(st.r)}}
 	data := s.loopCheck(body)
 	if s.authUser != "" {
 		data = header.Watch(body, "From", s.checkFrom)
