@@ -51,7 +51,14 @@
 #                smtp-sink accepting, the drain rate after a flush
 #                (facteur queue flush, postqueue -f). QUEUE_SERVERS (default
 #                "facteur postfix") picks the servers: "facteur" alone
-#                skips Postfix's quarter of an hour at 100,000.
+#                skips Postfix's quarter of an hour at 100,000. From
+#                QUEUE_DIRECT messages on (default 1000000) facteur's spool
+#                is filled by bench/queuefill through the queue's own API
+#                (enqueued and deferred with no server running: half an
+#                hour of SMTP fill spared), and the memory and idle CPU are
+#                measured after the restart, once the queue is loaded;
+#                Postfix is not run there (its SMTP fill would take over an
+#                hour). QUEUE_DRAIN_MAX (default 1000000): no drain above it.
 
 CURVES="sessions starttls sizes queue_depth"
 SESSIONS=${SESSIONS:-10 100 1000 10000}
@@ -68,6 +75,8 @@ DD_MB=${DD_MB:-512}
 QUEUE_N=${QUEUE_N:-10000 100000}
 IDLE_CPU_SECS=${IDLE_CPU_SECS:-60}
 QUEUE_SERVERS=${QUEUE_SERVERS:-facteur postfix}
+QUEUE_DIRECT=${QUEUE_DIRECT:-1000000}
+QUEUE_DRAIN_MAX=${QUEUE_DRAIN_MAX:-1000000}
 # facteur's connection limits must not be what a curve measures.
 MAXCONN=$IDLE
 for c in $SESSIONS; do [ "$c" -gt "$MAXCONN" ] && MAXCONN=$c; done
@@ -289,13 +298,21 @@ queue_depth() {
     echo "exit after max_idle = 100 s, count), minus the idle server's before the load. Idle CPU: over the same ${IDLE_CPU_SECS} s."
     echo "Restart: from starting the server to a new local message stored, and to the queue loaded (facteur's \"queue: loaded\" line;"
     echo "Postfix reads its deferred queue from disk at each queue run, it loads nothing). Drain: after flush, smtp-sink accepting."
+    echo "From $QUEUE_DIRECT messages on, facteur's spool is filled by bench/queuefill (the queue's API with no server running; its rate"
+    echo "in the last column), and the memory and idle CPU are measured after the restart, once the queue is loaded."
     echo
     echo "| queued | server | memory above idle, MB (bytes per message) | idle CPU, % of a core | queue list, s | restart: first new message, s | restart: queue loaded, s | drain, msgs/s | queue filled at, msgs/s |"
     echo "|---|---|---|---|---|---|---|---|---|"
   } >> "$WORK/curves.md"
   local qn srv first="" last=""
   for qn in $QUEUE_N; do
-    for srv in $QUEUE_SERVERS; do "queue_depth_$srv" "$qn"; done
+    for srv in $QUEUE_SERVERS; do
+      if [ "$srv" = postfix ] && [ "$qn" -ge "$QUEUE_DIRECT" ]; then
+        echo "| $qn | postfix | not run: its SMTP fill alone would take over an hour here | | | | | | |" >> "$WORK/curves.md"
+        continue
+      fi
+      "queue_depth_$srv" "$qn"
+    done
     first=${first:-$qn} last=$qn
   done
   # Between two depths the fixed part (heap the load grew, Postfix's
@@ -322,39 +339,59 @@ queue_row() {
   echo "| $2 | $1 | $(mb $(($4 - $3))) ($per) | $pct | $6 | $7 | $8 | $9 | ${10} |" >> "$WORK/curves.md"
 }
 queue_depth_facteur() {
-  local qn=$1 d=$DATA/c-queue-$1-facteur base full c0 c1 t0 t1 t2 fill list first loaded drain line
+  local qn=$1 d=$DATA/c-queue-$1-facteur base full c0 c1 t0 t1 t2 fill list drain=-
   sink_defer
   F_OUTBOUND=$'min_backoff = "1h"\nmax_backoff = "1h"' start_facteur "$d" "$(curve_pprof)"
   sleep 1
   base=$(status_kb "$FPID" VmRSS)
-  log "queue_depth: facteur, $qn messages behind a 4xx"
-  t0=$(now)
-  N=$qn source_load "$P_RELAY" "bench@[127.0.0.2]"
-  wait_count "$qn" "deferred messages" count_log "$d/facteur.log" "queue: deferred"
-  t1=$(now); fill=$(rate "$qn" "$t0" "$t1")
+  if [ "$qn" -ge "$QUEUE_DIRECT" ]; then
+    stop_facteur
+    log "queue_depth: facteur, $qn messages deferred by bench/queuefill"
+    t0=$(now)
+    "$BIN/queuefill" -dir "$d/var/queue" -n "$qn" -to "bench@[127.0.0.2]" >"$d/queuefill.out"
+    t1=$(now); fill=$(rate "$qn" "$t0" "$t1")
+    facteur_restart "$d"
+  else
+    log "queue_depth: facteur, $qn messages behind a 4xx"
+    t0=$(now)
+    N=$qn source_load "$P_RELAY" "bench@[127.0.0.2]"
+    wait_count "$qn" "deferred messages" count_log "$d/facteur.log" "queue: deferred"
+    t1=$(now); fill=$(rate "$qn" "$t0" "$t1")
+  fi
   c0=$(cpu_ms "$(sid_of "$FPID")"); sleep "$IDLE_CPU_SECS"; c1=$(cpu_ms "$(sid_of "$FPID")")
   full=$(status_kb "$FPID" VmRSS)
   curve_profile "queue-$qn-heap" heap; profile_wait
   t0=$(now); (cd "$d" && "$BIN/facteur" queue --config facteur.toml list >"$d/list"); t1=$(now)
   list=$(elapsed "$t0" "$t1")
   log "queue list: $(wc -l <"$d/list") lines in $list s"
+  if [ "$qn" -lt "$QUEUE_DIRECT" ]; then
+    stop_facteur
+    facteur_restart "$d"
+  fi
+  if [ "$qn" -le "$QUEUE_DRAIN_MAX" ]; then
+    stop_sink
+    start_sink 127.0.0.2 "$P_SINK" -M "$qn"
+    t0=$(now)
+    (cd "$d" && "$BIN/facteur" queue --config facteur.toml flush >/dev/null)
+    wait_sink; t2=$(now)
+    drain=$(rate "$qn" "$t0" "$t2")
+  fi
   stop_facteur
+  queue_row facteur "$qn" "$base" "$full" $((c1 - c0)) "$list" "$R_FIRST" "$R_LOADED" "$drain" "$fill"
+}
+# facteur_restart dir: starts facteur on its spool and sets R_FIRST, the
+# seconds until a new local message is stored, and R_LOADED, until the
+# queue is loaded (its "queue: loaded" line).
+facteur_restart() {
+  local d=$1 t0 t1 line
   t0=$(now)
   launch_facteur "$d"
   first_local "$P_SMTP" "$d/maildirs/bench/Maildir"
-  t1=$(now); first=$(elapsed "$t0" "$t1")
+  t1=$(now); R_FIRST=$(elapsed "$t0" "$t1")
   wait_count 1 "\"queue: loaded\" lines" count_log "$d/facteur.log" "queue: loaded"
   line=$(grep "queue: loaded" "$d/facteur.log" | tail -1)
-  loaded=$(elapsed "$t0" "$(log_epoch "$line")")
-  log "restart: first local message after $first s, queue loaded after $loaded s ($line)"
-  stop_sink
-  start_sink 127.0.0.2 "$P_SINK" -M "$qn"
-  t0=$(now)
-  (cd "$d" && "$BIN/facteur" queue --config facteur.toml flush >/dev/null)
-  wait_sink; t2=$(now)
-  drain=$(rate "$qn" "$t0" "$t2")
-  stop_facteur
-  queue_row facteur "$qn" "$base" "$full" $((c1 - c0)) "$list" "$first" "$loaded" "$drain" "$fill"
+  R_LOADED=$(elapsed "$t0" "$(log_epoch "$line")")
+  log "restart: first local message after $R_FIRST s, queue loaded after $R_LOADED s ($line)"
 }
 queue_depth_postfix() {
   local qn=$1 d=$DATA/c-queue-$1-postfix base full c0 c1 t0 t1 t2 fill list first drain

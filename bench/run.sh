@@ -140,7 +140,7 @@ if [ -z "${FACTEUR_BENCH_NS:-}" ]; then
   WORK=$(mktemp -d "$BENCH/.work/run.XXXXXX")
   chmod 755 "$WORK"
   log "building facteur and the bench tools into $WORK/bin"
-  (cd "$ROOT" && go build -o "$WORK/bin/" ./cmd/facteur ./bench/loadgen ./bench/idleconns ./bench/fsyncprobe ./bench/dnsserve)
+  (cd "$ROOT" && go build -o "$WORK/bin/" ./cmd/facteur ./bench/loadgen ./bench/idleconns ./bench/fsyncprobe ./bench/dnsserve ./bench/queuefill)
   # The tree as built: an edit made while the bench runs must not mark it.
   FACTEUR_VERSION=$(cd "$ROOT" && git describe --always --dirty 2>/dev/null || echo '?')
   export N C SIZE REPS LAT_N IDLE BIG TIMEOUT WORK OSD_RELAY_N FACTEUR_VERSION
