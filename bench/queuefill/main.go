@@ -43,7 +43,7 @@ func main() {
 	n := flag.Int("n", 1000, "messages")
 	size := flag.Int("size", 4096, "bytes of body")
 	to := flag.String("to", "bench@[127.0.0.2]", "the recipient")
-	c := flag.Int("c", 64, "messages enqueued at once (they share the syncs)")
+	c := flag.Int("c", 512, "messages enqueued at once (they share the syncs)")
 	flag.Parse()
 	if *dir == "" {
 		log.Fatal("queuefill: -dir is required")
