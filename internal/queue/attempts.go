@@ -46,23 +46,30 @@ type attempts struct {
 	old   []string
 }
 
-const attemptsPref = ".attempts-"
+// attemptsDir is the journal's directory in the spool: its own, so that
+// start-up finds the journal without reading the spool's directory, which
+// may hold millions of names.
+const attemptsDir = "attempts"
 
 // attemptsMax is the size of a journal file past which the next one is
 // started; tests make it small.
 var attemptsMax int64 = 1 << 20
 
-// openAttempts reads the journal files found in dir.
-func openAttempts(dir string) (*attempts, error) {
-	a := &attempts{dir: dir}
-	paths, err := filepath.Glob(filepath.Join(dir, attemptsPref+"*"))
-	if err != nil {
-		return nil, err
+// openAttempts reads the journal files found in the spool dir.
+func openAttempts(spool string) (*attempts, error) {
+	a := &attempts{dir: filepath.Join(spool, attemptsDir)}
+	if err := durable.MkdirAll(a.dir); err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
 	}
-	for _, p := range paths {
-		n, err := strconv.ParseUint(strings.TrimPrefix(filepath.Base(p), attemptsPref), 10, 64)
-		if err != nil {
-			continue // not ours; scan moves it aside
+	ents, err := os.ReadDir(a.dir)
+	if err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	for _, de := range ents {
+		p := filepath.Join(a.dir, de.Name())
+		n, err := strconv.ParseUint(de.Name(), 10, 64)
+		if err != nil || !de.Type().IsRegular() {
+			continue // not ours
 		}
 		a.n = max(a.n, n)
 		if err := a.read(p); err != nil {
@@ -108,7 +115,7 @@ func (a *attempts) begin(line int) (*durable.Journal, uint8, error) {
 }
 
 func (a *attempts) rotate() error {
-	j, err := durable.CreateJournal(filepath.Join(a.dir, fmt.Sprintf("%s%d", attemptsPref, a.n+1)))
+	j, err := durable.CreateJournal(filepath.Join(a.dir, strconv.FormatUint(a.n+1, 10)))
 	if err != nil {
 		return fmt.Errorf("queue: %w", err)
 	}

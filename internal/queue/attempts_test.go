@@ -56,7 +56,7 @@ func TestJournalAfterCrash(t *testing.T) {
 
 	// The operator's flush of a stopped spool overrules the journal.
 	flushed := copySpool(t, crashed)
-	os.WriteFile(filepath.Join(flushed, attemptsPref+"7"), attemptLine(id, time.Now().Add(time.Hour).UnixNano()), 0o600)
+	os.WriteFile(filepath.Join(flushed, attemptsDir, "7"), attemptLine(id, time.Now().Add(time.Hour).UnixNano()), 0o600)
 	if l, err := ListDir(flushed); err != nil || len(l) != 1 || !l[0].NextAttempt.After(time.Now()) {
 		t.Fatalf("ListDir = %+v, %v; want the journal's time, an hour away", l, err)
 	}
@@ -77,7 +77,8 @@ func TestJournalTornLine(t *testing.T) {
 	dir := t.TempDir()
 	a, b := NewID(), NewID()
 	data := append(attemptLine(a, 100), attemptLine(b, 200)...)
-	os.WriteFile(filepath.Join(dir, attemptsPref+"3"), data[:len(data)-2], 0o600)
+	os.Mkdir(filepath.Join(dir, attemptsDir), 0o700)
+	os.WriteFile(filepath.Join(dir, attemptsDir, "3"), data[:len(data)-2], 0o600)
 	att, err := openAttempts(dir)
 	if err != nil {
 		t.Fatal(err)

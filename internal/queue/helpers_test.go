@@ -318,7 +318,7 @@ func enqueue(t testing.TB, q *Queue, from string, rcpts ...string) (string, []by
 }
 
 // files lists the regular files of dir (not of corrupt/), sorted, but for
-// spares and the journal of attempts, which hold no message.
+// spares, which hold no message.
 func files(t testing.TB, dir string) []string {
 	t.Helper()
 	ents, err := os.ReadDir(dir)
@@ -327,7 +327,7 @@ func files(t testing.TB, dir string) []string {
 	}
 	var out []string
 	for _, de := range ents {
-		if !de.IsDir() && !strings.HasPrefix(de.Name(), sparePref) && !strings.HasPrefix(de.Name(), attemptsPref) {
+		if !de.IsDir() && !strings.HasPrefix(de.Name(), sparePref) {
 			out = append(out, de.Name())
 		}
 	}
@@ -411,24 +411,34 @@ func copySpool(t testing.TB, dir string) string {
 		t.Fatal(err)
 	}
 	for _, de := range ents {
-		if de.IsDir() {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(dir, de.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(copied, de.Name()), b, 0o600); err != nil {
-			t.Fatal(err)
+		switch {
+		case de.Name() == attemptsDir:
+			os.Mkdir(filepath.Join(copied, attemptsDir), 0o700)
+			for _, j := range journalFiles(t, dir) {
+				copyFile(t, j, filepath.Join(copied, attemptsDir, filepath.Base(j)))
+			}
+		case !de.IsDir():
+			copyFile(t, filepath.Join(dir, de.Name()), filepath.Join(copied, de.Name()))
 		}
 	}
 	return copied
 }
 
+func copyFile(t testing.TB, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // journalFiles lists the journal of attempts in dir.
 func journalFiles(t testing.TB, dir string) []string {
 	t.Helper()
-	m, err := filepath.Glob(filepath.Join(dir, attemptsPref+"*"))
+	m, err := filepath.Glob(filepath.Join(dir, attemptsDir, "*"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,6 +28,7 @@ import (
 //	.tmp-*    files being written, removed at start-up
 //	.spare-*  spent message files kept for reuse (see spares)
 //	corrupt/  what start-up could not read or does not know
+//	attempts/ the journal of the retries under way (see attempts)
 //
 // A message delivered at its first attempt thus costs one file. The size
 // of a message is that of <id>.msg less its first line.
@@ -381,8 +382,6 @@ func (s *spool) scan(d *os.File, log *slog.Logger) (msgs, envs []msgID, done boo
 		case strings.HasPrefix(name, tmpPref):
 			log.Info("queue: removing temporary file left by a crash", "file", name)
 			os.Remove(filepath.Join(s.dir, name))
-		case strings.HasPrefix(name, attemptsPref) && de.Type().IsRegular():
-			continue // read by openAttempts
 		case strings.HasPrefix(name, sparePref) && de.Type().IsRegular():
 			if s.spares != nil {
 				s.spares.adopt(filepath.Join(s.dir, name))
