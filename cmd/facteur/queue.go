@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -101,11 +102,15 @@ func queueCmd(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func printQueue(w io.Writer, envs []queue.Envelope, now time.Time) {
+func printQueue(out io.Writer, envs []queue.Envelope, now time.Time) {
 	if len(envs) == 0 {
-		fmt.Fprintln(w, "queue is empty")
+		fmt.Fprintln(out, "queue is empty")
 		return
 	}
+	// tabwriter writes cell by cell: straight to stdout, that was 2.8
+	// million write(2) calls for 100,000 messages, 5 s of system time.
+	w := bufio.NewWriterSize(out, 64<<10)
+	defer w.Flush()
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tAGE\tSIZE\tORIGIN\tFROM\tATTEMPTS\tNEXT ATTEMPT")
 	for _, e := range envs {
