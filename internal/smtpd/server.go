@@ -109,7 +109,7 @@ type Options struct {
 	// reads the bounces to those addresses back; nil: the sender is kept.
 	SRS *srs.Rewriter
 	// Storing is how many messages are stored at once, the others
-	// waiting their turn (see stage.go); 0 is defaultStoring.
+	// waiting their turn (see stage.go); 0 is 32 per core.
 	Storing int
 	// ScratchDir holds, unlinked, the copy a message is read from when it
 	// is stored in several forms; "" is the system's temporary folder.

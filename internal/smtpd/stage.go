@@ -3,6 +3,7 @@ package smtpd
 import (
 	"bytes"
 	"io"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,17 +33,18 @@ const stageBytes = 64 << 10
 // stageGrace is how long a turn waits for its message.
 var stageGrace = time.Second
 
-// defaultStoring is how many messages are stored at once unless
+// storingPerCore is how many messages are stored at once per core unless
 // Options.Storing says otherwise: enough for the group sync to gather
-// many per sync, few enough that those stored finish soon.
-const defaultStoring = 256
+// many per sync, few enough that the goroutines of those stored do not
+// queue behind each other at each wake-up.
+const storingPerCore = 32
 
 // turns hands out the turns to store a message.
 type turns chan struct{}
 
 func newTurns(n int) turns {
 	if n <= 0 {
-		n = defaultStoring
+		n = storingPerCore * runtime.GOMAXPROCS(0)
 	}
 	return make(turns, n)
 }
