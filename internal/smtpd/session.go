@@ -230,6 +230,10 @@ func (s *session) Data(r io.Reader) error {
 	if err := s.spaceCheck(); err != nil {
 		return err
 	}
+	r, dot := newDotReader(r, s.srv.opts.MaxMessageBytes)
+	if dot != nil {
+		defer dot.drain()
+	}
 	// Nothing is read before the turn comes, so the 354, held until the
 	// next read (see conn.Write), waits for it too.
 	st, tk := s.srv.turns.receive(s.srv.turns.take(), r)
