@@ -46,34 +46,48 @@ func (s *strictCRLF) check(b []byte) error {
 	if bytes.IndexByte(b, 0) >= 0 {
 		return errNUL
 	}
-	for len(b) > 0 {
-		if s.lastCR {
-			if b[0] != '\n' {
-				return errBadLineEnding
-			}
-			s.lastCR = false
-			if s.lineLen == 0 {
-				s.inBody = true
-			}
-			s.lineLen = 0
-			b = b[1:]
-			continue
-		}
-		i := bytes.IndexAny(b, "\r\n")
-		if i < 0 {
-			i = len(b)
-		}
-		if s.lineLen += i; !s.inBody && s.lineLen > maxHeaderLine {
-			return errLongHeader
-		}
-		if i == len(b) {
-			return nil
-		}
-		if b[i] == '\n' {
+	if s.lastCR && len(b) > 0 {
+		if b[0] != '\n' {
 			return errBadLineEnding
 		}
-		s.lastCR = true
-		b = b[i+1:]
+		s.endLine()
+		b = b[1:]
+	}
+	// A line at a time, found by its LF: IndexByte runs far faster than a
+	// search for either of two bytes, which cost a quarter of the CPU of
+	// storing a large message.
+	for len(b) > 0 {
+		lf := bytes.IndexByte(b, '\n')
+		line := b // without its CRLF
+		switch {
+		case lf < 0 && b[len(b)-1] == '\r':
+			line = b[:len(b)-1] // the LF must open the next read
+		case lf == 0 || lf > 0 && b[lf-1] != '\r':
+			return errBadLineEnding
+		case lf > 0:
+			line = b[:lf-1]
+		}
+		if bytes.IndexByte(line, '\r') >= 0 {
+			return errBadLineEnding
+		}
+		if s.lineLen += len(line); !s.inBody && s.lineLen > maxHeaderLine {
+			return errLongHeader
+		}
+		if lf < 0 {
+			s.lastCR = len(line) < len(b)
+			return nil
+		}
+		s.endLine()
+		b = b[lf+1:]
 	}
 	return nil
+}
+
+// endLine notes a CRLF: the empty line ends the header section.
+func (s *strictCRLF) endLine() {
+	s.lastCR = false
+	if s.lineLen == 0 {
+		s.inBody = true
+	}
+	s.lineLen = 0
 }
