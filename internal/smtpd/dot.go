@@ -67,14 +67,18 @@ func (d *dotReader) Read(p []byte) (int, error) {
 	if d.end {
 		return 0, io.EOF
 	}
-	if d.limited {
-		if d.left <= 0 {
-			return 0, smtp.ErrDataTooLarge
-		}
-		if int64(len(p)) > d.left {
-			p = p[:d.left]
-		}
+	if !d.limited {
+		return d.read(p)
 	}
+	if d.left <= 0 {
+		return 0, smtp.ErrDataTooLarge
+	}
+	n, err := d.read(p[:min(int64(len(p)), d.left)])
+	d.left -= int64(n)
+	return n, err
+}
+
+func (d *dotReader) read(p []byte) (int, error) {
 	n := 0
 	for n < len(p) {
 		// Block for more only when nothing was read yet.
@@ -109,9 +113,6 @@ func (d *dotReader) Read(p []byte) (int, error) {
 		k := d.take(b)
 		n += copy(p[n:], b[:k])
 		d.br.Discard(k)
-	}
-	if d.limited {
-		d.left -= int64(n)
 	}
 	return n, nil
 }
