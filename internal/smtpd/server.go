@@ -125,7 +125,7 @@ type Server struct {
 	alias atomic.Pointer[aliases.Table]
 	auth  atomic.Pointer[Authenticator]
 	fails failures
-	turns turns // to store a message
+	turns *turns // to store a message
 
 	mu      sync.Mutex
 	servers map[serverKey]*smtp.Server

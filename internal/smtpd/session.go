@@ -236,7 +236,7 @@ func (s *session) Data(r io.Reader) error {
 	}
 	// Nothing is read before the turn comes, so the 354, held until the
 	// next read (see conn.Write), waits for it too.
-	st, tk := s.srv.turns.receive(s.srv.turns.take(), r)
+	st, tk := s.srv.turns.receive(s.srv.turns.take(false), r)
 	defer st.release()
 	if tk != nil {
 		defer tk.give()

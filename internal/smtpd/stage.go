@@ -2,6 +2,7 @@ package smtpd
 
 import (
 	"bytes"
+	"container/list"
 	"io"
 	"runtime"
 	"sync"
@@ -24,8 +25,8 @@ import (
 // into memory (stageBytes at most, most mail), then stored. A session
 // gives its turn back while it reads if the message is larger (it is
 // stored as it streams in, its sender's pace bounds it) or slower than
-// stageGrace (it takes a turn again once it holds the whole message): a
-// slow client cannot hold the turns of the others.
+// stageGrace (it takes a turn again, ahead of the others, once it holds
+// the whole message): a slow client cannot hold the turns of the others.
 
 // stageBytes bounds the message read ahead.
 const stageBytes = 64 << 10
@@ -39,41 +40,72 @@ var stageGrace = time.Second
 // queue behind each other at each wake-up.
 const storingPerCore = 32
 
-// turns hands out the turns to store a message.
-type turns chan struct{}
+// turns hands out the turns to store a message, in the order they are
+// asked for, except that a session that gave its turn back for a slow
+// sender and now holds its whole message goes first: it did wait its turn
+// once, and the time it lost may be the crowd's, not its sender's (with
+// thousands of sessions on two cores, a wake-up can take a second).
+type turns struct {
+	mu      sync.Mutex
+	free    int
+	waiting list.List // of chan struct{}, closed when the turn is handed over
+}
 
-func newTurns(n int) turns {
+func newTurns(n int) *turns {
 	if n <= 0 {
 		n = storingPerCore * runtime.GOMAXPROCS(0)
 	}
-	return make(turns, n)
+	return &turns{free: n}
 }
 
-// take waits for a turn. A channel serves its waiters in order, and hands
-// a freed turn to the next of them at once.
-func (t turns) take() *turn {
-	t <- struct{}{}
+// take waits for a turn; first puts the caller ahead of the others.
+func (t *turns) take(first bool) *turn {
 	tk := &turn{t: t}
 	tk.held.Store(true)
+	t.mu.Lock()
+	if t.free > 0 {
+		t.free--
+		t.mu.Unlock()
+		return tk
+	}
+	ready := make(chan struct{})
+	if first {
+		t.waiting.PushFront(ready)
+	} else {
+		t.waiting.PushBack(ready)
+	}
+	t.mu.Unlock()
+	<-ready
 	return tk
+}
+
+// handOver gives a turn to the next waiter, or keeps it free.
+func (t *turns) handOver() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if e := t.waiting.Front(); e != nil {
+		close(t.waiting.Remove(e).(chan struct{}))
+		return
+	}
+	t.free++
 }
 
 // turn is one session's turn, given back once.
 type turn struct {
-	t    turns
+	t    *turns
 	held atomic.Bool
 }
 
 func (tk *turn) give() {
 	if tk.held.CompareAndSwap(true, false) {
-		<-tk.t
+		tk.t.handOver()
 	}
 }
 
 // receive reads the message of a session that holds tk, and returns it
 // with the turn to store it under: tk, or a new one if tk was given back
 // for a slow sender; nil for a message too large to be read ahead.
-func (t turns) receive(tk *turn, r io.Reader) (*staged, *turn) {
+func (t *turns) receive(tk *turn, r io.Reader) (*staged, *turn) {
 	slow := time.AfterFunc(stageGrace, tk.give)
 	st := stage(r)
 	slow.Stop()
@@ -82,7 +114,7 @@ func (t turns) receive(tk *turn, r io.Reader) (*staged, *turn) {
 		tk.give()
 		return st, nil
 	case !tk.held.Load():
-		return st, t.take()
+		return st, t.take(true)
 	}
 	return st, tk
 }

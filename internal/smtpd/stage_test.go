@@ -166,3 +166,33 @@ func TestStage(t *testing.T) {
 		st.release()
 	}
 }
+
+// A session taking a turn again after a slow sender goes before those
+// waiting for their first.
+func TestTurnsAgainGoFirst(t *testing.T) {
+	ts := newTurns(1)
+	held := ts.take(false)
+	order := make(chan string, 2)
+	waiters := func() int {
+		ts.mu.Lock()
+		defer ts.mu.Unlock()
+		return ts.waiting.Len()
+	}
+	for i, name := range []string{"first time", "again"} {
+		go func() {
+			tk := ts.take(name == "again")
+			order <- name
+			tk.give()
+		}()
+		waitFor(t, func() bool { return waiters() == i+1 })
+	}
+	held.give()
+	if got := []string{<-order, <-order}; got[0] != "again" {
+		t.Errorf("turns handed to %v, want again first", got)
+	}
+	waitFor(t, func() bool { // every turn given back is free again
+		ts.mu.Lock()
+		defer ts.mu.Unlock()
+		return ts.free == 1
+	})
+}
