@@ -3,6 +3,7 @@ package queue
 import (
 	"container/heap"
 	"context"
+	"runtime/debug"
 	"slices"
 	"time"
 )
@@ -76,7 +77,19 @@ func (q *Queue) load(ctx context.Context) {
 	if n > 0 {
 		q.log.Info("queue: loaded", "messages", n, "took", time.Since(start).Round(time.Millisecond))
 	}
+	if n >= freeAfterLoad {
+		// Reading a deep spool makes garbage as large as the queue (every
+		// envelope is parsed, then let go), and the heap the collector
+		// let grow for it would otherwise stay mapped while the server
+		// idles: at 1,000,000 messages 312 bytes of RSS a message, where
+		// the entries hold about 115.
+		debug.FreeOSMemory()
+	}
 }
+
+// freeAfterLoad is the number of messages loaded from which the memory
+// their loading used is handed back to the system at once.
+const freeAfterLoad = 100_000
 
 // list names the messages of the spool (spool.scan) as unloaded, and
 // reports whether it got to the end. The messages enqueued meanwhile are
