@@ -150,7 +150,7 @@ func TestDiskFull(t *testing.T) {
 			if !strings.HasSuffix(string(b), queued) {
 				t.Errorf("queued message %s damaged (%d bytes)", e.Name(), len(b))
 			}
-		case strings.HasSuffix(e.Name(), ".env"), strings.HasPrefix(e.Name(), ".spare-"):
+		case strings.HasSuffix(e.Name(), ".env"), strings.HasPrefix(e.Name(), ".spare-"), e.Name() == "attempts" && e.IsDir():
 		default:
 			t.Errorf("spool holds %s", e.Name())
 		}
