@@ -19,20 +19,14 @@ import (
 // survives a crash. The file is created mode 0600; on error no temporary file
 // is left behind. It syncs as File does.
 func WriteFile(path string, data []byte) error {
-	return File.WriteFile(path, data)
+	return File.WriteFileTemp(path, ".tmp-*", data)
 }
 
-// WriteFile is the package's WriteFile with m's syncs: with Filesystem, the
-// callers of the moment share each sync (a queue making many retries ready at
-// once pays two syncfs calls for all of them, not two fsyncs each).
-func (m Mode) WriteFile(path string, data []byte) error {
-	return m.WriteFileTemp(path, ".tmp-*", data)
-}
-
-// WriteFileTemp is m.WriteFile with the temporary file named after pattern,
-// as os.CreateTemp names it, for a directory whose owner tells its own
-// temporary files from those a crash left by their names (the queue's
-// spool).
+// WriteFileTemp is the package's WriteFile with m's syncs (with Filesystem,
+// the callers of the moment share each sync) and the temporary file named
+// after pattern, as os.CreateTemp names it, for a directory whose owner
+// tells its own temporary files from those a crash left by their names
+// (the queue's spool).
 func (m Mode) WriteFileTemp(path, pattern string, data []byte) error {
 	// The temporary file must live in the same directory: rename is atomic only
 	// within one filesystem.
