@@ -25,10 +25,10 @@
 #                message, resumed handshakes, key exchange. TLS_MODES picks
 #                among "starttls/full starttls/resumed smtps/full
 #                smtps/resumed" (default all four). TLS_GROUPS: the key
-#                exchanges the client offers (loadgen -groups), e.g.
-#                X25519 for the same one on both servers; default Go's
-#                (facteur then picks X25519MLKEM768, Postfix with OpenSSL
-#                3.0 X25519).
+#                exchanges the client offers (loadgen -groups); default
+#                X25519, the same one on both servers (offered Go's
+#                defaults, facteur picks X25519MLKEM768, which Postfix with
+#                OpenSSL 3.0 lacks); "go": Go's defaults.
 #
 # PROFILE=1 also keeps, in bench/results/<date>-<time>-<name>.pprof,
 # facteur's CPU profile over PROFILE_SECONDS (default 5) of the sessions
@@ -68,7 +68,7 @@ SESS_SERVERS=${SESS_SERVERS:-facteur postfix postfix_raised}
 TLS_N=${TLS_N:-$((N < 5000 ? N : 5000))}
 TLS_KEYS=${TLS_KEYS:-ecdsa rsa}
 TLS_MODES=${TLS_MODES:-starttls/full starttls/resumed smtps/full smtps/resumed}
-TLS_GROUPS=${TLS_GROUPS:-}
+TLS_GROUPS=${TLS_GROUPS:-X25519}
 SIZES=${SIZES:-4096 102400 1048576 10485760}
 SIZE_MB=${SIZE_MB:-1024}
 DD_MB=${DD_MB:-512}
@@ -194,7 +194,7 @@ starttls() {
     echo "bench/loadgen, $TLS_N messages of $SIZE bytes, $C sessions, one connection (and handshake) per message, to a local Maildir."
     echo "\"full\": no client session cache, every handshake a full one; \"resumed\": one tls.ClientSessionCache shared by the sessions (TLS 1.3 tickets)."
     echo "Postfix: smtpd_tls_security_level = may, smtpd_tls_wrappermode = yes on its smtps, tlsmgr running; both servers with the same key and certificate."
-    echo "Key exchanges offered: ${TLS_GROUPS:-the Go client default (X25519MLKEM768, X25519, P-256...)}; CPU per message counts every process of the server."
+    echo "Key exchanges offered: $([ "$TLS_GROUPS" = go ] && echo "the Go client's defaults (X25519MLKEM768, X25519, P-256...)" || echo "$TLS_GROUPS, the same on both servers"); CPU per message counts every process of the server."
     echo
     echo "| key | port | handshakes | server | msgs/s | CPU per message, ms | resumed / handshakes | key exchange | p99 ms |"
     echo "|---|---|---|---|---|---|---|---|---|"
@@ -208,7 +208,7 @@ starttls() {
       args=(-c "$C" -size "$SIZE")
       [ "$mode" = starttls ] && args+=(-starttls) || args+=(-tls)
       [ "$res" = resumed ] && args+=(-resume)
-      [ -n "$TLS_GROUPS" ] && args+=(-groups "$TLS_GROUPS")
+      [ "$TLS_GROUPS" != go ] && args+=(-groups "$TLS_GROUPS")
       for srv in facteur postfix; do
         log "starttls: $kind, $mode, $res, $srv"
         PORT_TLS=$([ "$mode" = smtps ] && echo 1 || echo 0) \

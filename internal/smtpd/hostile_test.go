@@ -194,37 +194,46 @@ func TestOpenRelayMatrixOnEveryListener(t *testing.T) {
 }
 
 // Header lines are limited to 998 octets (RFC 5322 2.1.1); body lines to
-// max_line_bytes, beyond which the connection is closed.
+// max_line_bytes, beyond which the connection is closed, in plain text
+// and in TLS (the guard counts above TLS).
 func TestOverlongLinesInData(t *testing.T) {
-	e := newEnv(t, func(o *Options) { o.MaxLineBytes = 2000 })
-	c := dial(t, e.smtp)
-	c.must("EHLO c", 250)
-	long := "Subject: " + strings.Repeat("x", 990) // 999 octets
-	code, text := c.send("s@example.org", []string{"alice@example.test"}, long+"\r\n\r\nbody\r\n")
-	if got := fmt.Sprintf("%d %s", code, text); !strings.HasPrefix(got, "550 5.6.0") {
-		t.Errorf("999-octet header line: got %q, want 550 5.6.0", got)
-	}
-	// 998 octets is allowed, in the header and in the body.
-	ok := "Subject: " + strings.Repeat("x", 989)
-	if code, text := c.send("s@example.org", []string{"alice@example.test"}, ok+"\r\n\r\n"+ok+"\r\n"); code != 250 {
-		t.Fatalf("998-octet lines: %d %s", code, text)
-	}
-	if n := e.files(t, "alice", "new"); len(n) != 1 {
-		t.Fatalf("new/ holds %v, want the one good message", n)
-	}
-	// A body line over max_line_bytes ends the connection.
-	code, text = c.send("s@example.org", []string{"alice@example.test"}, "Subject: a\r\n\r\n"+strings.Repeat("y", 3000)+"\r\n")
-	if got := fmt.Sprintf("%d %s", code, text); !strings.HasPrefix(got, "500 5.4.0") {
-		t.Errorf("over-long body line: got %q, want 500 5.4.0", got)
-	}
-	if !c.closed() {
-		t.Error("connection still open after an over-long body line")
-	}
-	if n := e.files(t, "alice", "new"); len(n) != 1 {
-		t.Errorf("new/ holds %v, want only the good message", n)
-	}
-	if n := e.files(t, "alice", "tmp"); len(n) != 0 {
-		t.Errorf("tmp/ holds %v", n)
+	for _, tlsOn := range []bool{false, true} {
+		t.Run(fmt.Sprint("tls=", tlsOn), func(t *testing.T) {
+			e := newEnv(t, func(o *Options) { o.MaxLineBytes = 2000 })
+			c := dial(t, e.smtp)
+			c.must("EHLO c", 250)
+			if tlsOn {
+				c.starttls(e.clientT)
+				c.must("EHLO c", 250)
+			}
+			long := "Subject: " + strings.Repeat("x", 990) // 999 octets
+			code, text := c.send("s@example.org", []string{"alice@example.test"}, long+"\r\n\r\nbody\r\n")
+			if got := fmt.Sprintf("%d %s", code, text); !strings.HasPrefix(got, "550 5.6.0") {
+				t.Errorf("999-octet header line: got %q, want 550 5.6.0", got)
+			}
+			// 998 octets is allowed, in the header and in the body.
+			ok := "Subject: " + strings.Repeat("x", 989)
+			if code, text := c.send("s@example.org", []string{"alice@example.test"}, ok+"\r\n\r\n"+ok+"\r\n"); code != 250 {
+				t.Fatalf("998-octet lines: %d %s", code, text)
+			}
+			if n := e.files(t, "alice", "new"); len(n) != 1 {
+				t.Fatalf("new/ holds %v, want the one good message", n)
+			}
+			// A body line over max_line_bytes ends the connection.
+			code, text = c.send("s@example.org", []string{"alice@example.test"}, "Subject: a\r\n\r\n"+strings.Repeat("y", 3000)+"\r\n")
+			if got := fmt.Sprintf("%d %s", code, text); !strings.HasPrefix(got, "500 5.4.0") {
+				t.Errorf("over-long body line: got %q, want 500 5.4.0", got)
+			}
+			if !c.closed() {
+				t.Error("connection still open after an over-long body line")
+			}
+			if n := e.files(t, "alice", "new"); len(n) != 1 {
+				t.Errorf("new/ holds %v, want only the good message", n)
+			}
+			if n := e.files(t, "alice", "tmp"); len(n) != 0 {
+				t.Errorf("tmp/ holds %v", n)
+			}
+		})
 	}
 }
 

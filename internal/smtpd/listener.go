@@ -141,10 +141,14 @@ func (c *conn) SetReadDeadline(t time.Time) error {
 // command cut short by the timeout for a whole one (bufio.ReadLine returns
 // the partial line and drops the error), so a client sending one byte at a
 // time would be answered bit by bit instead of dropped: it gets the reply
-// to what it managed to send, then the connection is closed.
+// to what it managed to send, then the connection is closed. Once a line
+// over the limit has arrived, it fails at once (wire.go).
 func (c *conn) Read(p []byte) (int, error) {
 	if err := c.flush(); err != nil {
 		return 0, err
+	}
+	if c.wire.long.Load() {
+		return 0, smtp.ErrTooLongLine
 	}
 	n, err := c.Conn.Read(p)
 	if err != nil && isTimeout(err) {
@@ -181,6 +185,7 @@ func (c *conn) goodbye() bool {
 }
 
 func (c *conn) Write(p []byte) (int, error) {
+	c.wire.writes.Add(1)
 	c.mu.Lock()
 	c.out = append(c.out, p...)
 	held := len(c.out)

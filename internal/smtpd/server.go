@@ -217,7 +217,7 @@ func (s *Server) newSMTP(b smtp.Backend) *smtp.Server {
 	srv.TLSConfig = s.opts.TLS
 	srv.MaxMessageBytes = s.opts.MaxMessageBytes
 	srv.MaxRecipients = s.opts.MaxRecipients
-	srv.MaxLineLength = s.opts.MaxLineBytes
+	srv.MaxLineLength = 0 // the connection guard's (wire.go)
 	srv.ReadTimeout = s.opts.Timeout
 	srv.WriteTimeout = s.opts.Timeout
 	srv.EnableSMTPUTF8 = true
@@ -248,7 +248,7 @@ func (s *Server) Serve() {
 // all its connections, and it is the only place above TLS where a
 // session's bytes can be read.
 func (s *Server) serveConn(key serverKey, nc net.Conn, c *conn) {
-	tap := &wireTap{c: c, data: key.role == Inbound}
+	tap := &wireTap{c: c, data: key.role == Inbound, maxLine: s.opts.MaxLineBytes}
 	// The level is looked at once per session.
 	if s.log.Enabled(context.Background(), slog.LevelDebug) {
 		tap.dialogue = dialogueTap{smtplog.New(s.log.With("conn", c.id))}

@@ -174,10 +174,44 @@ func TestLineEnds(t *testing.T) {
 		var l lineEnds
 		bad := false
 		for _, c := range tc.chunks {
-			bad = bad || l.take([]byte(c))
+			b, _ := l.take([]byte(c), 0)
+			bad = bad || b
 		}
 		if bad != tc.bad {
 			t.Errorf("%q: bad %v, want %v", tc.chunks, bad, tc.bad)
+		}
+	}
+}
+
+// A line of limit octets, its CRLF included, passes; one more does not,
+// however the stream is cut.
+func TestLineLimit(t *testing.T) {
+	for _, tc := range []struct {
+		chunks []string
+		long   bool
+	}{
+		{[]string{"12345678\r\n", "12345678\r\n"}, false},
+		{[]string{"123456789\r\n"}, true},
+		{[]string{"ab\r\n123456789\r\nab\r\n"}, true},
+		{[]string{"1234", "5678\r", "\n"}, false},
+		{[]string{"12345", "6789\r", "\n"}, true},
+		{[]string{"123456789\r", "\n"}, true},
+		{[]string{"1234567890"}, false},
+		{[]string{"12345678901"}, true},
+		{[]string{"12345\r\n123", "45678\r\n"}, false},
+		{[]string{"x\r", "BDAT 5\r\n", "\nabcd"}, true}, // one line to the wire
+	} {
+		var l lineEnds
+		long := false
+		for _, c := range tc.chunks {
+			bad, lg := l.take([]byte(c), 10)
+			if bad {
+				t.Fatalf("%q: bad line end", tc.chunks)
+			}
+			long = long || lg
+		}
+		if long != tc.long {
+			t.Errorf("%q: long %v, want %v", tc.chunks, long, tc.long)
 		}
 	}
 }
