@@ -134,7 +134,7 @@ func (discardStore) Deliver(mailboxes []string, header []byte, body io.Reader, _
 }
 
 // benchServer serves store on loopback, offering STARTTLS with tlsCfg if
-// it is not nil.
+// it is not nil, and taking messages up to 32 MiB.
 func benchServer(b *testing.B, store string, tlsCfg *tls.Config) string {
 	b.Helper()
 	dir := b.TempDir()
@@ -156,6 +156,7 @@ func benchServer(b *testing.B, store string, tlsCfg *tls.Config) string {
 		o.Checks = benchChecker(b)
 	}
 	o.TLS = tlsCfg
+	o.MaxMessageBytes = 32 << 20
 	srv := New(o, u)
 	a, err := srv.Listen("smtp", Inbound, false, "127.0.0.1:0")
 	if err != nil {

@@ -114,7 +114,8 @@ type conn struct {
 	// session's last word, e.g. after too many failed logins.
 	hangUp atomic.Bool
 	once   sync.Once
-	wire   wire // the connection guard (wire.go)
+	wire   wire  // the connection guard (wire.go)
+	ahead  ahead // message data read ahead (ahead.go)
 
 	// Replies are held until the session next reads, then sent in one
 	// write: go-smtp writes each line of a multi-line reply (EHLO's nine)
@@ -150,7 +151,16 @@ func (c *conn) Read(p []byte) (int, error) {
 	if c.wire.long.Load() {
 		return 0, smtp.ErrTooLongLine
 	}
-	n, err := c.Conn.Read(p)
+	if n := c.ahead.read(p); n > 0 {
+		return n, nil
+	}
+	var n int
+	var err error
+	if c.busy.Load() && len(p) < aheadSize {
+		n, err = c.ahead.fill(p, c.Conn.Read)
+	} else {
+		n, err = c.Conn.Read(p)
+	}
 	if err != nil && isTimeout(err) {
 		if c.goodbye() {
 			return n, io.EOF

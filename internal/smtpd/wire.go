@@ -135,19 +135,25 @@ func (c *conn) earlyData() bool {
 	return c.wire.goAhead || c.wire.early
 }
 
-// waiting reports whether the socket holds bytes not read yet.
+// waiting reports whether the client's bytes not read yet by go-smtp are
+// waiting: read ahead, or on the socket.
 func (c *conn) waiting() bool {
+	return c.ahead.n.Load() > 0 || c.socketHolds() > 0
+}
+
+// socketHolds is how many bytes the socket holds, not read yet.
+func (c *conn) socketHolds() int {
 	sc, ok := c.Conn.(syscall.Conn)
 	if !ok {
-		return false
+		return 0
 	}
 	raw, err := sc.SyscallConn()
 	if err != nil {
-		return false
+		return 0
 	}
 	n := 0
 	raw.Control(func(fd uintptr) { n, _ = unix.IoctlGetInt(int(fd), unix.SIOCINQ) })
-	return n > 0
+	return n
 }
 
 // bareCommands refuses MAIL, and hangs up after it, once the client's

@@ -69,6 +69,48 @@ func TestLawfulPipelining(t *testing.T) {
 	}
 }
 
+// A message larger than go-smtp's 4 KiB buffer is read ahead (ahead.go):
+// what the client sent after its end is still read as commands, in order,
+// and message data among it, sent before its 354, is still refused.
+func TestReadAheadKeepsTheStream(t *testing.T) {
+	big := "Subject: big\r\n\r\n" + strings.Repeat(strings.Repeat("b", 76)+"\r\n", 300) // 23 KiB
+	next := "MAIL FROM:<s@example.org>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n"
+	e := newEnv(t)
+	c := dial(t, e.smtp)
+	c.must("EHLO c", 250)
+	c.write(next)
+	c.expect(250)
+	c.expect(250)
+	c.expect(354)
+	c.write(big + ".\r\n" + next)
+	c.expect(250)
+	c.expect(250)
+	c.expect(250)
+	c.expect(354)
+	c.write(msg + ".\r\n")
+	c.expect(250)
+	if got := e.files(t, "alice", "new"); len(got) != 2 {
+		t.Fatalf("new/ holds %v, want 2 messages", got)
+	}
+
+	c.write(next)
+	c.expect(250)
+	c.expect(250)
+	c.expect(354)
+	c.write(big + ".\r\n" + next + "Subject: smuggled\r\n\r\nx\r\n.\r\n")
+	c.expect(250)
+	c.expect(250)
+	c.expect(250)
+	c.expect(354)
+	c.expectReply("554 5.5.0")
+	if !c.closed() {
+		t.Error("connection still open")
+	}
+	if got := e.files(t, "alice", "new"); len(got) != 3 {
+		t.Errorf("new/ holds %v, want the 3 messages sent after their 354", got)
+	}
+}
+
 // Only unauthenticated MX sessions must wait for the 354: the relay, and a
 // user logged in on smtps, may send the message at once.
 func TestDataBeforeGoAheadAllowedWhenTrusted(t *testing.T) {
