@@ -8,6 +8,7 @@ import (
 	"net"
 	"os/user"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"facteur/internal/config"
@@ -22,8 +23,9 @@ const sendmailUsage = `usage: facteur sendmail [flags] [RCPT...] < message
 Sends the message on standard input through the running server's relay
 listener. Recipients the server refuses are named on standard error and in
 a bounce to the sender; the others get the message (exit 0). When the
-server is stopped, the message waits in its maildrop until it starts; with
-no configuration file to name that maildrop, sendmail exits 75 (try later).
+server is stopped, the message waits in its maildrop until it starts, and
+so do recipients it puts off (4xx), taken up within seconds; with no
+configuration file to name that maildrop, sendmail exits 75 (try later).
 
 flags:
   -t            recipients from the To, Cc and Bcc headers too (Bcc is removed)
@@ -77,25 +79,51 @@ func sendmailCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return drop(cfg, m, sendmail.ErrNotRunning, stderr)
 	}
 	relay := dialable(cfg.Listen.Relay[0])
-	d, err := sendmail.Submit(relay, m)
-	if errors.Is(err, sendmail.ErrNotRunning) {
-		return drop(cfg, m, err, stderr)
-	}
+	d, err := sendmail.Send(relay, m)
 	var refused *sendmail.RefusedError
-	if errors.As(err, &refused) {
-		for _, r := range refused.Refused {
+	switch {
+	case errors.Is(err, sendmail.ErrNotRunning):
+		return drop(cfg, m, err, stderr)
+	case sendmail.Later(err):
+		fmt.Fprintf(stderr, "sendmail: %v\n", err)
+		return drop(cfg, m, err, stderr)
+	case errors.As(err, &refused):
+		d = &sendmail.Delivery{Refused: refused.Refused}
+	case err != nil:
+		fmt.Fprintf(stderr, "sendmail: %v\n", err)
+		return sendmail.ExitCode(err)
+	}
+	// Recipients put off (4xx) wait in the maildrop, which the running
+	// server takes up within seconds and queues, retries included: a
+	// temporary refusal must not end in a bounce. Those refused for good
+	// are named, and bounced if anyone gets the message.
+	var later, failed []sendmail.Refusal
+	for _, r := range d.Refused {
+		if r.Later() {
+			later = append(later, r)
+		} else {
+			failed = append(failed, r)
+		}
+	}
+	if refused != nil && len(later) == 0 {
+		for _, r := range failed {
 			fmt.Fprintf(stderr, "sendmail: <%s>: %s\n", r.Rcpt, r.Reply())
 		}
 		return sendmail.ExitCode(err)
 	}
-	if err != nil {
-		fmt.Fprintf(stderr, "sendmail: %v\n", err)
-		return sendmail.ExitCode(err)
+	code := sysexits.OK
+	if len(later) > 0 {
+		rest := &sendmail.Message{From: m.From, Data: m.Data}
+		for _, r := range later {
+			fmt.Fprintf(stderr, "sendmail: <%s>: %s\n", r.Rcpt, r.Reply())
+			rest.Rcpts = append(rest.Rcpts, r.Rcpt)
+		}
+		code = drop(cfg, rest, fmt.Errorf("the server put off %d recipients", len(later)), stderr)
 	}
-	if len(d.Refused) > 0 {
-		bounce(relay, cfg.Hostname, m, d, stderr)
+	if len(failed) > 0 {
+		bounce(relay, cfg.Hostname, m, &sendmail.Delivery{ID: d.ID, Refused: failed}, stderr)
 	}
-	return sysexits.OK
+	return code
 }
 
 // bounce names each refused recipient on stderr and in a bounce to the
@@ -130,7 +158,12 @@ func drop(cfg *config.Config, m *sendmail.Message, why error, stderr io.Writer) 
 		fmt.Fprintf(stderr, "sendmail: %v, and the message could not be left for it: %v\n", why, err)
 		return sysexits.TempFail
 	}
-	fmt.Fprintf(stderr, "sendmail: facteur is not running; the message waits in %s and goes out when it starts\n", dir)
+	if errors.Is(why, sendmail.ErrNotRunning) {
+		fmt.Fprintf(stderr, "sendmail: facteur is not running; the message waits in %s and goes out when it starts\n", dir)
+	} else {
+		fmt.Fprintf(stderr, "sendmail: the message waits in %s for %s; the server takes it up within seconds and retries\n",
+			dir, strings.Join(m.Rcpts, ", "))
+	}
 	return sysexits.OK
 }
 

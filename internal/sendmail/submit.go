@@ -30,6 +30,20 @@ func (r Refusal) Reply() string {
 	return fmt.Sprintf("%d %s %s", se.Code, r.status(), se.Message)
 }
 
+// Later reports whether the refusal may pass later: a 4xx reply, or none
+// (the connection failed).
+func (r Refusal) Later() bool { return Later(r.Err) }
+
+// Later reports whether err, from Submit, may pass later: a 4xx reply
+// (the server is shutting down, its disk is full...) or no server.
+func Later(err error) bool {
+	var se *smtp.SMTPError
+	if errors.As(err, &se) {
+		return se.Code/100 == 4
+	}
+	return errors.Is(err, ErrNotRunning)
+}
+
 // status is the reply's enhanced status code, or its class's generic one.
 func (r Refusal) status() string {
 	var se *smtp.SMTPError
@@ -115,6 +129,45 @@ func Submit(addr string, m *Message) (*Delivery, error) {
 	}
 	c.Quit()
 	return d, nil
+}
+
+// Send is Submit, then Submit again for the recipients the server put off
+// (4xx) while it took others: a server that takes so many recipients a
+// transaction (452 4.5.3, RFC 5321 4.5.3.1.10) takes the rest in the
+// next ones. Each round takes at least one recipient, so it ends. The
+// Delivery's Refused are those refused for good, and those put off in
+// the last round, whose Err says why (Later).
+func Send(addr string, m *Message) (*Delivery, error) {
+	d, err := Submit(addr, m)
+	if err != nil {
+		return nil, err
+	}
+	out := &Delivery{ID: d.ID}
+	for {
+		var later []string
+		for _, r := range d.Refused {
+			if r.Later() {
+				later = append(later, r.Rcpt)
+			} else {
+				out.Refused = append(out.Refused, r)
+			}
+		}
+		if len(later) == 0 {
+			return out, nil
+		}
+		d, err = Submit(addr, &Message{From: m.From, Rcpts: later, Data: m.Data})
+		var re *RefusedError
+		switch {
+		case errors.As(err, &re):
+			out.Refused = append(out.Refused, re.Refused...)
+			return out, nil
+		case err != nil:
+			for _, r := range later {
+				out.Refused = append(out.Refused, Refusal{Rcpt: r, Err: err})
+			}
+			return out, nil
+		}
+	}
 }
 
 // ExitCode maps a submission error to what sendmail callers expect.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/emersion/go-smtp"
@@ -81,5 +82,53 @@ func TestBounceNamesTheRefusedRecipients(t *testing.T) {
 	}
 	if _, err := Bounce(&Message{Rcpts: m.Rcpts, Data: m.Data}, d, "mx.example.test", now); err == nil {
 		t.Error("a bounce to the null sender")
+	}
+}
+
+// A server that takes two recipients a transaction (452 4.5.3 beyond)
+// gets the rest in the next ones; a recipient refused for good stays
+// refused, and one put off in a round that takes nobody is left for
+// later.
+func TestSendTakesTheRestInNextTransactions(t *testing.T) {
+	tooMany := &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 5, 3}, Message: "too many recipients"}
+	busy := &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try again later"}
+	var mu sync.Mutex
+	n := 0
+	mx := smtptest.NewMX(t, "127.0.0.1", 0, smtptest.MXOptions{
+		MailReply: func(string) *smtp.SMTPError { mu.Lock(); defer mu.Unlock(); n = 0; return nil },
+		RcptReply: func(rcpt string) *smtp.SMTPError {
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case rcpt == "nobody@example.test":
+				return noSuchUser
+			case rcpt == "busy@example.test":
+				return busy
+			case n == 2:
+				return tooMany
+			}
+			n++
+			return nil
+		},
+	})
+	rcpts := []string{"a@example.test", "nobody@example.test", "b@example.test", "c@example.test", "busy@example.test", "d@example.test", "e@example.test"}
+	d, err := Send(fmt.Sprintf("127.0.0.1:%d", mx.Port()), &Message{From: "cron@example.test", Rcpts: rcpts, Data: []byte("\r\nx\r\n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, m := range mx.Messages() {
+		got = append(got, m.To...)
+	}
+	slices.Sort(got)
+	if want := []string{"a@example.test", "b@example.test", "c@example.test", "d@example.test", "e@example.test"}; !slices.Equal(got, want) {
+		t.Errorf("the server got %v in %d messages, want %v", got, mx.Count(), want)
+	}
+	var refused []string
+	for _, r := range d.Refused {
+		refused = append(refused, fmt.Sprintf("%s later=%v", r.Rcpt, r.Later()))
+	}
+	if want := []string{"nobody@example.test later=false", "busy@example.test later=true"}; !slices.Equal(refused, want) {
+		t.Errorf("refused %v, want %v", refused, want)
 	}
 }

@@ -2,13 +2,19 @@ package e2e
 
 import (
 	"errors"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"facteur/internal/smtptest"
 )
 
 // sendmail runs `facteur sendmail args...` in the instance's folder with
@@ -165,5 +171,64 @@ func TestSendmailDeliversToTheRecipientsTheServerTakes(t *testing.T) {
 	in.waitMail("alice", 2)
 	if got := in.waitMail("carol", 2); !strings.Contains(got[0]+got[1], "Final-Recipient: rfc822; ghost@example.test") {
 		t.Errorf("no bounce for ghost:\n%s", got)
+	}
+}
+
+// A recipient the server puts off is not bounced. facteur's relay taking
+// two recipients a message (452 4.5.3 beyond) gets the others in the next
+// transactions.
+func TestSendmailMoreRecipientsThanAMessageTakes(t *testing.T) {
+	in := setup(t, "[limits]\nmax_recipients = 2\n")
+	in.writeFile("users", "alice\nbob\ncarol\ndave\nerin\n")
+	in.start()
+	code, out := in.sendmail("Subject: to all\n\nx\n", "-f", "alice@example.test",
+		"bob@example.test", "carol@example.test", "dave@example.test", "erin@example.test")
+	if code != 0 || strings.Contains(out, "bounce") {
+		t.Fatalf("exit %d: %s", code, out)
+	}
+	for _, mb := range []string{"bob", "carol", "dave", "erin"} {
+		if got := in.waitMail(mb, 1)[0]; !strings.Contains(got, "Subject: to all") {
+			t.Errorf("%s got:\n%s", mb, got)
+		}
+	}
+	time.Sleep(time.Second)
+	if got := maildirNew(t, filepath.Join(in.dir, "var", "mail"), "alice"); len(got) != 0 {
+		t.Errorf("the sender got a bounce:\n%s", got[0])
+	}
+}
+
+// A recipient put off for longer (451) waits in the maildrop, which the
+// server takes up; the others get the message at once, and nobody twice.
+// The relay listener here is a fake that puts carol off, then facteur
+// itself on the same address.
+func TestSendmailPutOffRecipientWaitsInTheMaildrop(t *testing.T) {
+	in := setup(t, "")
+	in.writeFile("users", "alice\nbob\ncarol\n")
+	_, port, _ := net.SplitHostPort(in.relay)
+	p, _ := strconv.Atoi(port)
+	fake := smtptest.NewMX(t, "127.0.0.1", p, smtptest.MXOptions{RcptReply: func(rcpt string) *smtp.SMTPError {
+		if rcpt == "carol@example.test" {
+			return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try again later"}
+		}
+		return nil
+	}})
+	code, out := in.sendmail("Subject: put off\n\nx\n", "-f", "alice@example.test", "bob@example.test", "carol@example.test")
+	if code != 0 || !strings.Contains(out, "<carol@example.test>: 451 4.3.0") || !strings.Contains(out, "maildrop") {
+		t.Fatalf("exit %d: %s", code, out)
+	}
+	if got := fake.Messages(); len(got) != 1 || !slices.Equal(got[0].To, []string{"bob@example.test"}) {
+		t.Fatalf("the relay got %+v, want one message for bob", got)
+	}
+	fake.Stop()
+
+	in.start()
+	if got := in.waitMail("carol", 1)[0]; !strings.Contains(got, "Subject: put off") {
+		t.Errorf("carol got:\n%s", got)
+	}
+	time.Sleep(time.Second)
+	for _, mb := range []string{"alice", "bob"} {
+		if got := maildirNew(t, filepath.Join(in.dir, "var", "mail"), mb); len(got) != 0 {
+			t.Errorf("%s got %d messages (a bounce, or bob's copy again)", mb, len(got))
+		}
 	}
 }
