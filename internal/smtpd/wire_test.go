@@ -83,10 +83,9 @@ func TestReadAheadKeepsTheStream(t *testing.T) {
 	c.expect(250)
 	c.expect(354)
 	c.write(big + ".\r\n" + next)
-	c.expect(250)
-	c.expect(250)
-	c.expect(250)
-	c.expect(354)
+	for _, code := range []int{250, 250, 250, 354} {
+		c.expect(code)
+	}
 	c.write(msg + ".\r\n")
 	c.expect(250)
 	if got := e.files(t, "alice", "new"); len(got) != 2 {
@@ -98,10 +97,9 @@ func TestReadAheadKeepsTheStream(t *testing.T) {
 	c.expect(250)
 	c.expect(354)
 	c.write(big + ".\r\n" + next + "Subject: smuggled\r\n\r\nx\r\n.\r\n")
-	c.expect(250)
-	c.expect(250)
-	c.expect(250)
-	c.expect(354)
+	for _, code := range []int{250, 250, 250, 354} {
+		c.expect(code)
+	}
 	c.expectReply("554 5.5.0")
 	if !c.closed() {
 		t.Error("connection still open")
