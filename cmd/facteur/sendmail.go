@@ -82,10 +82,10 @@ func sendmailCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	d, err := sendmail.Send(relay, m)
 	var refused *sendmail.RefusedError
 	switch {
-	case errors.Is(err, sendmail.ErrNotRunning):
-		return drop(cfg, m, err, stderr)
 	case sendmail.Later(err):
-		fmt.Fprintf(stderr, "sendmail: %v\n", err)
+		if !errors.Is(err, sendmail.ErrNotRunning) {
+			fmt.Fprintf(stderr, "sendmail: %v\n", err)
+		}
 		return drop(cfg, m, err, stderr)
 	case errors.As(err, &refused):
 		d = &sendmail.Delivery{Refused: refused.Refused}

@@ -31,8 +31,11 @@ func (r Refusal) Reply() string {
 }
 
 // Later reports whether the refusal may pass later: a 4xx reply, or none
-// (the connection failed).
-func (r Refusal) Later() bool { return Later(r.Err) }
+// (the connection failed in a later round of Send).
+func (r Refusal) Later() bool {
+	var se *smtp.SMTPError
+	return !errors.As(r.Err, &se) || se.Code/100 == 4
+}
 
 // Later reports whether err, from Submit, may pass later: a 4xx reply
 // (the server is shutting down, its disk is full...) or no server.
